@@ -1,0 +1,1 @@
+"""The CRM data: the contract (schemas), reading, validation and the synthetic generator."""

@@ -1,0 +1,1 @@
+"""Close-probability and next-stage models, their baselines and their evaluation."""

@@ -1,0 +1,249 @@
+"""The ``dealcast`` command line. Each command: read params, call the library, write, print.
+
+Heavy libraries are imported inside the commands, so ``dealcast --help`` stays fast and
+tool environment variables are set (``pipelines.env.configure``) before they load.
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from pipelines.env import configure
+
+app = typer.Typer(
+    name="dealcast",
+    help="Predictive B2B sales funnel: validate CRM data, build point-in-time features, "
+    "score open deals and forecast revenue.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+ParamsOpt = Annotated[
+    Path,
+    typer.Option(
+        "--params", help="Params file (funnel, paths, model settings).", show_default=True
+    ),
+]
+AsOfOpt = Annotated[
+    str | None,
+    typer.Option("--as-of", help="Treat this date (YYYY-MM-DD or ISO timestamp) as 'now'."),
+]
+
+
+def handled(command: Callable) -> Callable:
+    """Turn a step's input error into one clear message and exit code 2 (no traceback)."""
+
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        from pipelines.steps import StepError
+
+        try:
+            return command(*args, **kwargs)
+        except StepError as exc:
+            raise fail(str(exc)) from None
+
+    return wrapper
+
+
+def fail(message: str, code: int = 2) -> typer.Exit:
+    typer.echo(f"dealcast: error: {message}", err=True)
+    return typer.Exit(code)
+
+
+def load_params(path: Path):
+    """Params from ``path``, or a clean exit naming the problem."""
+    from pipelines.params import ParamsError, load_params
+
+    try:
+        return load_params(path)
+    except ParamsError as exc:
+        raise fail(str(exc)) from None
+
+
+def parse_when(value: str | None, *, option: str):
+    """A user-given date or timestamp as a UTC ``pd.Timestamp`` (naive = UTC)."""
+    import pandas as pd
+
+    if value is None:
+        return None
+    try:
+        ts = pd.Timestamp(value)
+    except (ValueError, TypeError):
+        raise fail(f"{option} {value!r} is not a date; use YYYY-MM-DD") from None
+    if ts is pd.NaT:
+        raise fail(f"{option} {value!r} is not a date; use YYYY-MM-DD")
+    return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
+
+
+@app.callback()
+def main(
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging.")] = False,
+) -> None:
+    """Keep tools offline and their state in this folder, and set up logging."""
+    configure(Path.cwd(), verbose=verbose)
+
+
+@app.command()
+@handled
+def generate(
+    out: Annotated[
+        Path | None, typer.Option(help="CRM folder to write [params: paths.raw].")
+    ] = None,
+    deals: Annotated[int | None, typer.Option(min=1, help="Number of deals [params].")] = None,
+    seed: Annotated[int | None, typer.Option(help="Random seed [params: base.seed].")] = None,
+    start: Annotated[str | None, typer.Option(help="First creation date [params].")] = None,
+    as_of: AsOfOpt = None,
+    fmt: Annotated[str | None, typer.Option("--format", help="csv or parquet [params].")] = None,
+    messy: Annotated[
+        bool | None, typer.Option("--messy/--clean", help="Inject realistic dirt [params].")
+    ] = None,
+    truth: Annotated[
+        Path | None, typer.Option(help="Also write the hidden ground truth here (outside --out).")
+    ] = None,
+    params: ParamsOpt = Path("params.yaml"),
+) -> None:
+    """Write a realistic synthetic CRM (the four contract tables) into a folder."""
+    from pipelines.steps import run_generate
+
+    p = load_params(params)
+    g = p.generate
+    fmt_ = fmt or g.format
+    if fmt_ not in ("csv", "parquet"):
+        raise fail(f"--format must be csv or parquet, not {fmt_!r}")
+    written = run_generate(
+        funnel=p.funnel.to_funnel(),
+        out=out or p.paths.raw,
+        truth=truth,
+        n_deals=deals or g.deals,
+        seed=p.base.seed if seed is None else seed,
+        start=parse_when(start, option="--start") or parse_when(str(g.start), option="start"),
+        as_of=parse_when(as_of, option="--as-of") or parse_when(str(g.as_of), option="as_of"),
+        fmt=fmt_,
+        messy=g.messy if messy is None else messy,
+    )
+    for name, (path, rows) in written.items():
+        typer.echo(f"wrote {rows:>10,} rows  {name:<14} {path}")
+
+
+@app.command()
+@handled
+def validate(
+    data: Annotated[
+        Path | None, typer.Argument(help="CRM folder [params: paths.raw].", show_default=False)
+    ] = None,
+    as_of: AsOfOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+    report: Annotated[
+        Path | None, typer.Option(help="Also write the report as JSON to this file.")
+    ] = None,
+    params: ParamsOpt = Path("params.yaml"),
+) -> None:
+    """Check a CRM folder against the data contract; list every problem. Exit 2 on errors."""
+    import json
+
+    from pipelines.io import write_json_atomic
+    from pipelines.steps import load_and_validate
+
+    p = load_params(params)
+    when = parse_when(as_of, option="--as-of") or _default_validate_as_of(p)
+    result = load_and_validate(data or p.paths.raw, funnel=p.funnel.to_funnel(), as_of=when)
+    if report is not None:
+        write_json_atomic(report, result.report.to_dict())
+    if as_json:
+        typer.echo(json.dumps(result.report.to_dict(), indent=2, default=str))
+    else:
+        typer.echo(result.report.to_text())
+    if not result.report.ok:
+        raise typer.Exit(2)
+
+
+@app.command("features")
+@handled
+def features_command(
+    data: Annotated[
+        Path | None, typer.Option("--data", help="CRM folder [params: paths.raw].")
+    ] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", help="Folder for features/labels.parquet [params: paths.features]."),
+    ] = None,
+    as_of: Annotated[
+        str | None,
+        typer.Option(
+            "--as-of", help="Build only the snapshot of this moment (scoring); else the series."
+        ),
+    ] = None,
+    list_: Annotated[
+        bool, typer.Option("--list", help="Print the feature catalogue and exit.")
+    ] = False,
+    markdown: Annotated[
+        bool, typer.Option("--markdown", help="With --list: as Markdown (docs/features.md).")
+    ] = False,
+    params: ParamsOpt = Path("params.yaml"),
+) -> None:
+    """Build point-in-time features and labels, keyed by deal_id and as_of."""
+    if list_:
+        from features.catalog import catalog_markdown, feature_catalog, format_catalog
+
+        catalog = feature_catalog(include_labels=True)
+        text = catalog_markdown(catalog) if markdown else format_catalog(catalog)
+        typer.echo(text, nl=False)
+        return
+    from pipelines.features_cmd import run_features
+
+    p = load_params(params)
+    run = run_features(
+        folder=data or p.paths.raw,
+        out=out or p.paths.features,
+        funnel=p.funnel.to_funnel(),
+        settings=p.features,
+        as_of=parse_when(as_of, option="--as-of"),
+    )
+    dates = run.as_of_dates
+    span = f"{dates.min().date()} .. {dates.max().date()}" if len(dates) else "none"
+    typer.echo(
+        f"{len(dates)} snapshot(s) {span}, data_end {run.data_end}, {run.n_features} features"
+    )
+    for name, (path, rows) in run.files.items():
+        typer.echo(f"wrote {rows:>10,} rows  {name:<9} {path}")
+
+
+@app.command()
+@handled
+def demo(params: ParamsOpt = Path("params.yaml")) -> None:
+    """The main job on built-in synthetic data: generate, validate, summarise the funnel."""
+    from pipelines.steps import run_demo
+
+    p = load_params(params)
+    code = run_demo(p, echo=typer.echo)
+    if code:
+        raise typer.Exit(code)
+
+
+def _register_subcommands() -> None:
+    from pipelines.cli_import import import_app
+
+    app.add_typer(import_app, name="import")
+
+
+_register_subcommands()
+
+
+def _default_validate_as_of(p):
+    import pandas as pd
+
+    if p.validate_.as_of is not None:
+        return parse_when(str(p.validate_.as_of), option="validate.as_of")
+    return pd.Timestamp(datetime.now(UTC))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(app(prog_name="dealcast"))

@@ -1,0 +1,42 @@
+"""Keep every tool offline, quiet and inside the project folder.
+
+Called from the CLI callback (never at import): Prefect's home, the MLflow database and
+DVC's analytics are pinned before any of those libraries is imported. Values the user has
+already set in the environment win.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import warnings
+from pathlib import Path
+
+
+def tool_environment(project: Path) -> dict[str, str]:
+    """The environment variables dealcast sets for a project rooted at ``project``."""
+    project = project.resolve()
+    return {
+        "PREFECT_HOME": str(project / ".prefect"),
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW": "ignore",
+        "PREFECT_UI_ENABLED": "false",
+        "MLFLOW_TRACKING_URI": f"sqlite:///{project / 'mlflow.db'}",
+        "MLFLOW_DISABLE_TELEMETRY": "true",
+        "DVC_NO_ANALYTICS": "1",
+        "DO_NOT_TRACK": "1",
+    }
+
+
+def configure(project: Path, *, verbose: bool) -> None:
+    """Set the tool environment (without overriding the user's) and logging."""
+    for key, value in tool_environment(project).items():
+        os.environ.setdefault(key, value)
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        datefmt="%H:%M:%S",
+    )
+    for noisy in ("alembic", "urllib3", "httpx", "matplotlib", "numexpr"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    warnings.filterwarnings("ignore", module="pandera")

@@ -1,0 +1,89 @@
+"""The ``features`` step: load a CRM folder, build point-in-time features and labels, write
+``features.parquet`` and ``labels.parquet``.
+
+Which snapshots: with ``as_of`` the single snapshot of that moment (what scoring uses);
+without it the series of ``params.yaml`` (``features.freq`` from ``features.start``,
+default the first deal's creation, to ``features.end``, default ``data_end``).
+``data_end``, the moment the data was extracted, is ``features.data_end`` if set, else
+the latest event timestamp in the data; with ``as_of`` it is at least ``as_of`` (the
+user says "now" is as_of, so nothing later can be missing from the data).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from crm.schemas import Funnel
+from pipelines.params import FeaturesParams
+
+log = logging.getLogger(__name__)
+
+FEATURES_FILE = "features.parquet"
+LABELS_FILE = "labels.parquet"
+
+
+@dataclass(frozen=True)
+class FeaturesRun:
+    """What ``run_features`` built and wrote."""
+
+    as_of_dates: pd.DatetimeIndex
+    data_end: pd.Timestamp
+    files: dict[str, tuple[Path, int]]
+    n_features: int
+
+
+def run_features(
+    *,
+    folder: Path,
+    out: Path,
+    funnel: Funnel,
+    settings: FeaturesParams,
+    as_of: pd.Timestamp | None,
+) -> FeaturesRun:
+    """Build and write features and labels; raise ``StepError`` if the data is unusable."""
+    from crm.write import write_frame
+    from features.build import build_feature_set
+    from features.snapshots import latest_timestamp, snapshot_dates
+    from pipelines.steps import StepError, load_and_validate
+
+    result = load_and_validate(folder, funnel=funnel, as_of=None)
+    if result.data is None:
+        raise StepError(f"{folder}: the CRM data is not usable\n{result.report.to_text()}")
+    data = result.data
+    data_end = _utc(settings.data_end) if settings.data_end else latest_timestamp(data)
+    if as_of is not None:
+        data_end = max(data_end, as_of)
+        dates = pd.DatetimeIndex([as_of])
+    else:
+        start = _utc(settings.start) if settings.start else data.deals["created_at"].min()
+        end = _utc(settings.end) if settings.end else data_end
+        dates = snapshot_dates(start, end, settings.freq)
+    if len(dates) and dates.max() > data_end:
+        raise StepError(f"the last snapshot {dates.max()} is after data_end {data_end}")
+    log.info("building features for %d snapshot(s), data_end %s", len(dates), data_end)
+    built = build_feature_set(
+        data,
+        as_of_dates=dates,
+        funnel=funnel,
+        windows_days=settings.windows_days,
+        trend_days=settings.trend_days,
+        recency_channels=settings.recency_channels,
+        prior_strength=settings.prior_strength,
+        horizons_days=settings.horizons_days,
+        data_end=data_end,
+    )
+    files = {}
+    for name, frame in (("features", built.features), ("labels", built.labels)):
+        path = Path(out) / (FEATURES_FILE if name == "features" else LABELS_FILE)
+        write_frame(frame, path)
+        files[name] = (path, len(frame))
+    return FeaturesRun(dates, data_end, files, built.features.shape[1] - 2)
+
+
+def _utc(value) -> pd.Timestamp:
+    t = pd.Timestamp(value)
+    return t.tz_localize("UTC") if t.tzinfo is None else t.tz_convert("UTC")

@@ -1,0 +1,133 @@
+"""``params.yaml`` parsed once into frozen pydantic models.
+
+Unknown keys are errors (``extra="forbid"``), so a typo in ``params.yaml`` or in
+``dvc exp run -S`` fails fast instead of being silently ignored.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from crm.schemas import LOST, WON, Funnel
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class BaseParams(_Section):
+    seed: int
+
+
+class PathsParams(_Section):
+    raw: Path
+    truth: Path
+    validation_report: Path
+    features: Path
+    artifacts: Path
+    exports: Path
+    reports: Path
+
+
+class FunnelParams(_Section):
+    stages: tuple[str, ...] = Field(min_length=1)
+    won_label: str
+    lost_label: str
+    exclude_attributes: tuple[str, ...] = ()
+
+    @field_validator("stages")
+    @classmethod
+    def _distinct_open_stages(cls, stages: tuple[str, ...]) -> tuple[str, ...]:
+        if len(set(stages)) != len(stages):
+            raise ValueError(f"funnel stages must be distinct, got {list(stages)}")
+        clash = {WON, LOST} & set(stages)
+        if clash:
+            raise ValueError(f"{sorted(clash)} are outcomes, not open stages")
+        return stages
+
+    def to_funnel(self) -> Funnel:
+        return Funnel(
+            stages=self.stages,
+            won_label=self.won_label,
+            lost_label=self.lost_label,
+            exclude_attributes=self.exclude_attributes,
+        )
+
+
+class GenerateParams(_Section):
+    deals: int = Field(gt=0)
+    start: date
+    as_of: date
+    format: Literal["csv", "parquet"]
+    messy: bool
+
+
+class ValidateParams(_Section):
+    as_of: date | None
+
+
+class FeaturesParams(_Section):
+    """Snapshots, windows, smoothing and label horizons of ``dealcast features``."""
+
+    freq: str = Field(min_length=1)
+    start: date | None
+    end: date | None
+    data_end: date | None
+    windows_days: tuple[int, ...] = Field(min_length=1)
+    trend_days: int = Field(gt=0)
+    recency_channels: tuple[str, ...]
+    prior_strength: float = Field(ge=0)
+    horizons_days: tuple[int, ...] = Field(min_length=1)
+
+    @field_validator("windows_days", "horizons_days")
+    @classmethod
+    def _positive_distinct_days(cls, days: tuple[int, ...]) -> tuple[int, ...]:
+        if any(d <= 0 for d in days) or len(set(days)) != len(days):
+            raise ValueError(f"day counts must be positive and distinct, got {list(days)}")
+        return days
+
+    @field_validator("freq")
+    @classmethod
+    def _pandas_frequency(cls, freq: str) -> str:
+        from pandas.tseries.frequencies import to_offset
+
+        try:
+            to_offset(freq)
+        except ValueError:
+            raise ValueError(f"{freq!r} is not a pandas frequency (e.g. W-MON, D, MS)") from None
+        return freq
+
+
+class Params(_Section):
+    base: BaseParams
+    paths: PathsParams
+    funnel: FunnelParams
+    generate: GenerateParams
+    validate_: ValidateParams = Field(alias="validate")
+    features: FeaturesParams
+
+
+class ParamsError(Exception):
+    """``params.yaml`` is missing, unreadable or does not match the expected shape."""
+
+
+def load_params(path: Path) -> Params:
+    """Read and check a params file; raise :class:`ParamsError` with a readable message."""
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ParamsError(f"{path}: no such params file") from None
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise ParamsError(f"{path}: cannot read params: {exc}") from None
+    if not isinstance(raw, dict):
+        raise ParamsError(f"{path}: expected a mapping of sections at the top level")
+    try:
+        return Params.model_validate(raw)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        raise ParamsError(f"{path}: {problems}") from None

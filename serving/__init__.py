@@ -1,0 +1,1 @@
+"""Serving: scoring the open pipeline, exports, the revenue forecast and funnel reports."""
