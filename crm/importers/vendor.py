@@ -1,5 +1,6 @@
 """What the Salesforce and HubSpot importers share: their options file, finding export
-files in a folder, and renaming a CRM's column labels to one spelling.
+files in a folder, renaming a CRM's column labels to one spelling, and the steps both
+take on the rows (optional columns, won/lost flags, deleted and merged records, channels).
 
 The options file (``--map FILE``) holds the same sections as a mapping file's top level,
 so one vocabulary serves all importers: ``stages``, ``channels``, ``roles``, ``currency``
@@ -14,13 +15,17 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import yaml
 from pydantic import ValidationError, field_validator
 
-from crm.importers.common import LINE, SRC, ImportInputError
-from crm.importers.extract import Resolved
-from crm.importers.mapping import Currency, _keys_as_text, _Model, _problem, read_yaml
+from crm.importers.common import LINE, SRC, ImportInputError, ImportSummary
+from crm.importers.extract import Extractor, Resolved
+from crm.importers.mapping import Column, Currency, _keys_as_text, _Model, _problem, read_yaml
+from crm.importers.names import NameMap
+from crm.importers.parsing import parse_bool
+from crm.schemas import LOST, WON
 
 EXPORT_SUFFIXES = (".csv", ".tsv", ".txt", ".xlsx", ".xlsm", ".xls")
 
@@ -126,3 +131,61 @@ def first_of(frame: pd.DataFrame, *names: str) -> str | None:
         if squash(name) in present:
             return present[squash(name)]
     return None
+
+
+def optional_columns(
+    ex: Extractor,
+    *,
+    text: Iterable[tuple[str, str | None]] = (),
+    numbers: Iterable[tuple[str, str | None]] = (),
+    timestamps: Iterable[tuple[str, str | None]] = (),
+) -> dict[str, pd.Series]:
+    """``name -> values`` for the ``(name, column)`` pairs the export has (column not None)."""
+    cols: dict[str, pd.Series] = {}
+    for name, column in text:
+        if column:
+            cols[name] = ex.text(Column(column=column), name)
+    for name, column in numbers:
+        if column:
+            cols[name] = ex.numbers(Column(column=column), name)
+    for name, column in timestamps:
+        if column:
+            cols[name] = ex.timestamps(Column(column=column), name, required=False)
+    return cols
+
+
+def with_currency_column(currency: Currency | None, column: str | None) -> Currency | None:
+    """The ``currency`` option, reading the code from ``column`` when it names no column."""
+    if currency is not None and currency.column is None and column:
+        return currency.model_copy(update={"column": column})
+    return currency
+
+
+def won_lost(won: pd.Series, closed: pd.Series) -> pd.Series:
+    """won/lost from parsed "is won" and "is closed" flags (NaN while open or unknown)."""
+    out = pd.Series(np.nan, index=won.index, dtype="str")
+    out = out.mask((closed & won).fillna(False).to_numpy(dtype=bool), WON)
+    return out.mask((closed & ~won).fillna(False).to_numpy(dtype=bool), LOST)
+
+
+def drop_flagged(
+    frame: pd.DataFrame, column: str, summary: ImportSummary, table: str, reason: str
+) -> pd.DataFrame:
+    """Leave out (under ``reason``) the rows whose yes/no ``column`` says true."""
+    gone = parse_bool(frame[column]).fillna(False).to_numpy(dtype=bool)
+    summary.leave_out(table, frame[gone], reason)
+    return frame[~gone].reset_index(drop=True)
+
+
+def repoint(ids: pd.Series, merged_into: Mapping[str, str]) -> pd.Series:
+    """Ids of merged records replaced by the id of the record they were merged into."""
+    return ids.map(lambda v: merged_into.get(v, v), na_action="ignore").astype("str")
+
+
+def apply_channels(
+    channels: NameMap, touches: pd.DataFrame, summary: ImportSummary, reason: str
+) -> pd.DataFrame:
+    """Touchpoints with their channel mapped; those mapped to null left out under ``reason``."""
+    channel, ignored = channels.apply(touches["channel"], summary)
+    summary.leave_out("touchpoints", touches[ignored], reason)
+    return touches.assign(channel=channel)[~ignored]
