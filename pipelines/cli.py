@@ -216,6 +216,98 @@ def features_command(
         typer.echo(f"wrote {rows:>10,} rows  {name:<9} {path}")
 
 
+DataOpt = Annotated[Path | None, typer.Option("--data", help="CRM folder [params: paths.raw].")]
+TrackOpt = Annotated[
+    bool, typer.Option("--track/--no-track", help="Log the run and models to MLflow.")
+]
+
+
+@app.command("train")
+@handled
+def train_command(
+    data: DataOpt = None,
+    as_of: AsOfOpt = None,
+    track: TrackOpt = True,
+    params: ParamsOpt = Path("params.yaml"),
+) -> None:
+    """Train close-probability and next-stage models as if today were --as-of."""
+    from pipelines.modelling import run_train
+
+    p = load_params(params)
+    run = run_train(
+        folder=data or p.paths.raw,
+        funnel=p.funnel.to_funnel(),
+        features=p.features,
+        train=p.train,
+        seed=p.base.seed,
+        artifacts=p.paths.artifacts,
+        as_of=parse_when(as_of, option="--as-of"),
+    )
+    _echo_run(run, p, command="train", track=track)
+
+
+@app.command("evaluate")
+@handled
+def evaluate_command(
+    data: DataOpt = None,
+    as_of: Annotated[
+        str | None,
+        typer.Option(
+            "--as-of",
+            help="Cutoff: train as of this date, test on later snapshots "
+            "[default: train.horizon_days + evaluate.test_days before the data's end].",
+        ),
+    ] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", help="Write metrics.json, test_predictions.parquet and charts here."),
+    ] = None,
+    track: TrackOpt = True,
+    params: ParamsOpt = Path("params.yaml"),
+) -> None:
+    """Backtest: train at --as-of, score the deals open at later snapshots, compare."""
+    from pipelines.modelling import run_evaluate
+
+    p = load_params(params)
+    run = run_evaluate(
+        folder=data or p.paths.raw,
+        funnel=p.funnel.to_funnel(),
+        features=p.features,
+        train=p.train,
+        seed=p.base.seed,
+        # the backtest's own model stays with its report; paths.artifacts is train's
+        artifacts=(out / "model") if out is not None else p.paths.artifacts,
+        as_of=parse_when(as_of, option="--as-of"),
+        test_days=p.evaluate.test_days,
+        out=out,
+        ece_bins=p.evaluate.ece_bins,
+    )
+    _echo_run(run, p, command="evaluate", track=track)
+
+
+def _echo_run(run, p, *, command: str, track: bool) -> None:
+    from pipelines.modelling import format_run
+
+    typer.echo(format_run(run))
+    if track:
+        from pipelines.tracking import track as log_run
+
+        run_id, promotions = log_run(
+            run,
+            command=command,
+            params=p.model_dump(by_alias=True, mode="json"),
+            experiment=p.evaluate.experiment,
+            close_model_name=p.evaluate.close_model_name,
+            next_stage_model_name=p.evaluate.next_stage_model_name,
+            min_gain=p.evaluate.promote_min_log_loss_gain,
+        )
+        typer.echo(f"mlflow run {run_id}")
+        for promo in promotions:
+            typer.echo(f"  {promo.model} v{promo.version}: {promo.reason}")
+    for name, path in run.files.items():
+        typer.echo(f"wrote {name:<12} {path}")
+
+
 @app.command()
 @handled
 def demo(params: ParamsOpt = Path("params.yaml")) -> None:

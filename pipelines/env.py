@@ -23,6 +23,7 @@ def tool_environment(project: Path) -> dict[str, str]:
         "PREFECT_UI_ENABLED": "false",
         "MLFLOW_TRACKING_URI": f"sqlite:///{project / 'mlflow.db'}",
         "MLFLOW_DISABLE_TELEMETRY": "true",
+        "MLFLOW_LOGGING_LEVEL": "WARNING",
         "DVC_NO_ANALYTICS": "1",
         "DO_NOT_TRACK": "1",
     }
@@ -37,6 +38,9 @@ def configure(project: Path, *, verbose: bool) -> None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         datefmt="%H:%M:%S",
     )
-    for noisy in ("alembic", "urllib3", "httpx", "matplotlib", "numexpr"):
+    for noisy in ("alembic", "urllib3", "httpx", "matplotlib", "numexpr", "mlflow"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    # dealcast logs models it wrote itself; MLflow's pickling caution is about loading
+    # models from untrusted sources, which the registry here never does.
+    logging.getLogger("mlflow.pyfunc").setLevel(logging.ERROR)
     warnings.filterwarnings("ignore", module="pandera")

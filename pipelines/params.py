@@ -103,6 +103,60 @@ class FeaturesParams(_Section):
         return freq
 
 
+class LightGBMParams(_Section):
+    n_estimators: int = Field(gt=0)
+    learning_rate: float = Field(gt=0)
+    num_leaves: int = Field(ge=2)
+    min_child_samples: int = Field(ge=1)
+    reg_lambda: float = Field(ge=0)
+    colsample_bytree: float = Field(gt=0, le=1)
+    early_stopping_rounds: int = Field(ge=0)
+
+
+class NextStageParams(_Section):
+    n_estimators: int = Field(gt=0)
+    learning_rate: float = Field(gt=0)
+    num_leaves: int = Field(ge=2)
+    min_child_samples: int = Field(ge=1)
+    reg_lambda: float = Field(ge=0)
+    early_stopping_rounds: int = Field(ge=0)
+    alpha: float = Field(gt=0)
+    floor: float = Field(gt=0, lt=0.1)
+
+
+class TrainParams(_Section):
+    """Close-probability and next-stage models (``dealcast train`` / ``evaluate``)."""
+
+    horizon_days: int = Field(gt=0)
+    calibration_fraction: float = Field(gt=0, lt=1)
+    min_isotonic_rows: int = Field(ge=1)
+    stage_prior_strength: float = Field(ge=0)
+    blend_weights: tuple[float, ...] = Field(min_length=1)
+    guard_z: float = Field(ge=0)
+    logreg_c: float = Field(gt=0)
+    explain_top_n: int = Field(ge=1)
+    close: LightGBMParams
+    next_stage: NextStageParams
+
+    @field_validator("blend_weights")
+    @classmethod
+    def _weights_in_unit_interval(cls, weights: tuple[float, ...]) -> tuple[float, ...]:
+        if any(not 0 <= w <= 1 for w in weights) or 0.0 not in weights:
+            raise ValueError(f"blend weights must lie in [0, 1] and include 0, got {weights}")
+        return weights
+
+
+class EvaluateParams(_Section):
+    """Backtest metrics, MLflow names and the champion gate."""
+
+    ece_bins: int = Field(ge=2)
+    test_days: int = Field(gt=0)
+    experiment: str = Field(min_length=1)
+    close_model_name: str = Field(min_length=1)
+    next_stage_model_name: str = Field(min_length=1)
+    promote_min_log_loss_gain: float = Field(ge=0)
+
+
 class Params(_Section):
     base: BaseParams
     paths: PathsParams
@@ -110,6 +164,8 @@ class Params(_Section):
     generate: GenerateParams
     validate_: ValidateParams = Field(alias="validate")
     features: FeaturesParams
+    train: TrainParams
+    evaluate: EvaluateParams
 
 
 class ParamsError(Exception):

@@ -1,0 +1,155 @@
+"""The backtest frame (one row per test snapshot) and its metric tables.
+
+Every metric in :func:`metric_tables` is computed from the prediction frame alone, so
+anyone can recompute it from ``test_predictions.parquet``. Rows whose label the data
+cannot know yet keep an empty ``won`` / ``next_stage_true`` and are left out of the
+metrics of that target.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from models.baselines import BaseRate, LogisticBaseline, stage_of
+from models.close_probability import CloseProbabilityModel
+from models.metrics import binary_metrics, multiclass_metrics
+from models.next_stage import NextStageModel
+
+CLOSE_MODELS = ("p_win", "p_win_lightgbm", "p_win_base_rate", "p_win_stage_rate", "p_win_logreg")
+NEXT_PREFIX = "p_next__"
+MATRIX_PREFIX = "p_next_tm__"
+
+
+@dataclass(frozen=True)
+class FittedModels:
+    """Everything trained at one cutoff: the two models and the baselines."""
+
+    close: CloseProbabilityModel
+    base_rate: BaseRate
+    logreg: LogisticBaseline
+    next_stage: NextStageModel | None
+
+
+def prediction_frame(
+    features: pd.DataFrame,
+    labels: pd.DataFrame,
+    models: FittedModels,
+    *,
+    horizon_days: int,
+    data_end: pd.Timestamp,
+) -> pd.DataFrame:
+    """Scores of the model and every baseline, next to what happened.
+
+    ``won`` and ``next_stage_true`` are kept only for snapshots whose whole horizon lies
+    before ``data_end`` (``as_of + H <= data_end``), the same rule as in training: for
+    later snapshots only the fast closers have a known label, and scoring on them alone
+    would bias every metric towards quick wins and losses.
+    """
+    close = models.close
+    watched = (labels["as_of"] + pd.Timedelta(days=horizon_days) <= data_end).to_numpy()
+    won = labels[f"won_within_{horizon_days}d"].astype("boolean").where(watched)
+    out = pd.DataFrame(
+        {
+            "deal_id": features["deal_id"].to_numpy(),
+            "as_of": features["as_of"].to_numpy(),
+            "stage": stage_of(features).astype(str),
+            "p_win": close.predict_proba(features)[:, 1],
+            "won": won.to_numpy(),
+            "won_eventually": labels["outcome"]
+            .eq("won")
+            .astype("boolean")
+            .where(labels["outcome"].notna())
+            .to_numpy(),
+            "p_win_lightgbm": close.predict_lightgbm(features),
+            "p_win_base_rate": models.base_rate.predict_proba(features)[:, 1],
+            "p_win_stage_rate": close.stage_table_.predict_proba(features)[:, 1],
+            "p_win_logreg": models.logreg.predict_proba(features)[:, 1],
+        }
+    )
+    out["stage"] = out["stage"].astype("str")
+    if models.next_stage is not None and "next_stage" in labels:
+        nxt = labels["next_stage"].astype("object").where(watched)
+        out = pd.concat([out, _next_stage_columns(features, nxt, models.next_stage)], axis=1)
+    return out
+
+
+def _next_stage_columns(features, true: pd.Series, model: NextStageModel) -> pd.DataFrame:
+    proba = model.predict_proba(features).reset_index(drop=True)
+    matrix = model.predict_matrix_baseline(features).reset_index(drop=True)
+    true = true.reset_index(drop=True)
+    classes = list(proba.columns)
+
+    def p_of_true(p: pd.DataFrame) -> np.ndarray:
+        col = pd.Index(classes).get_indexer(true.fillna("\0"))
+        picked = p.to_numpy()[np.arange(len(p)), np.maximum(col, 0)]
+        return np.where(col >= 0, picked, np.nan)
+
+    cols = {
+        "next_stage_pred": pd.array(proba.idxmax(axis=1), dtype="str"),
+        "next_stage_true": pd.array(true.where(true.notna(), None), dtype="str"),
+        "p_next_stage": p_of_true(proba),
+        "p_next_stage_transition_matrix": p_of_true(matrix),
+        "next_stage_pred_transition_matrix": pd.array(matrix.idxmax(axis=1), dtype="str"),
+    }
+    cols |= {f"{NEXT_PREFIX}{c}": proba[c].to_numpy() for c in classes}
+    cols |= {f"{MATRIX_PREFIX}{c}": matrix[c].to_numpy() for c in classes}
+    return pd.DataFrame(cols)
+
+
+def close_metric_table(pred: pd.DataFrame) -> dict:
+    """Binary metrics of every close-probability column, overall and by stage."""
+    known = pred[pred["won"].notna()]
+    y = known["won"].astype(bool).to_numpy()
+    cols = [c for c in CLOSE_MODELS if c in known and known[c].notna().all()]
+
+    def table(mask: np.ndarray) -> dict:
+        return {c: binary_metrics(y[mask], known[c].to_numpy(float)[mask]) for c in cols}
+
+    stages = known["stage"].to_numpy()
+    return {
+        "overall": table(np.ones(len(known), bool)),
+        "by_stage": {s: table(stages == s) for s in sorted(set(stages))},
+    }
+
+
+def next_stage_metric_table(pred: pd.DataFrame) -> dict:
+    """Multiclass metrics of the model and the transition matrix, overall and by stage."""
+    if "next_stage_true" not in pred:
+        return {}
+    known = pred[pred["next_stage_true"].notna()]
+    frames = {
+        "next_stage_model": _proba(known, NEXT_PREFIX),
+        "transition_matrix": _proba(known, MATRIX_PREFIX),
+    }
+
+    def table(mask: np.ndarray) -> dict:
+        truth = known["next_stage_true"][mask]
+        return {name: multiclass_metrics(truth, p[mask]) for name, p in frames.items()}
+
+    stages = known["stage"].to_numpy()
+    return {
+        "overall": table(np.ones(len(known), bool)),
+        "by_stage": {s: table(stages == s) for s in sorted(set(stages))},
+    }
+
+
+def _proba(frame: pd.DataFrame, prefix: str) -> pd.DataFrame:
+    cols = [c for c in frame.columns if c.startswith(prefix)]
+    return frame[cols].rename(columns=lambda c: c[len(prefix) :]).reset_index(drop=True)
+
+
+def censoring_bias(pred: pd.DataFrame) -> dict:
+    """How much the horizon costs: among test rows whose deal is known to be won
+    eventually, the share not won within the horizon (counted as not-won by the target)."""
+    won_eventually = pred["won_eventually"].astype("boolean")
+    eventual = pred[won_eventually.fillna(False).to_numpy(bool) & pred["won"].notna().to_numpy()]
+    n = len(eventual)
+    late = int((~eventual["won"].astype(bool)).sum()) if n else 0
+    return {
+        "eventual_wins": n,
+        "won_after_horizon": late,
+        "share_of_positives_lost": late / n if n else float("nan"),
+    }

@@ -1,0 +1,152 @@
+"""``dealcast train`` / ``dealcast evaluate`` end to end on small generated data, with a
+temporary MLflow store: files, columns, recomputable metrics, registry and champion gate."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from crm.schemas import Funnel
+from crm.synthetic import generate_crm
+from crm.write import write_crm
+from models.metrics import binary_metrics
+from pipelines.cli import app
+
+ROOT = Path(__file__).resolve().parents[2]
+CUTOFF = "2025-10-06"
+COLUMNS = {
+    "deal_id", "as_of", "p_win", "won", "stage", "next_stage_pred", "next_stage_true",
+    "p_next_stage", "p_win_base_rate", "p_win_stage_rate", "p_win_logreg",
+    "p_next_stage_transition_matrix",
+}  # fmt: skip
+
+
+def _params(folder: Path, *, stages: list[str] | None = None) -> Path:
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params["paths"] = {k: str(folder / v) for k, v in params["paths"].items()}
+    params["train"]["close"] |= {"n_estimators": 40, "learning_rate": 0.1}
+    params["train"]["next_stage"] |= {"n_estimators": 25, "learning_rate": 0.15}
+    if stages:
+        params["funnel"]["stages"] = stages
+    path = folder / "params.yaml"
+    path.write_text(yaml.safe_dump(params, sort_keys=False))
+    return path
+
+
+def _crm(folder: Path, *, n_deals: int, stages=("lead", "qualified", "meeting", "proposal",
+         "negotiation"), drop: tuple[str, ...] = ()) -> Path:  # fmt: skip
+    funnel = Funnel(stages=tuple(stages), won_label="won", lost_label="lost")
+    crm = generate_crm(
+        n_deals=n_deals,
+        seed=5,
+        start=pd.Timestamp("2024-01-01", tz="UTC"),
+        as_of=pd.Timestamp("2026-06-30", tz="UTC"),
+        funnel=funnel,
+        messy=False,
+    )
+    data = crm.data
+    for table in drop:
+        data = data.with_table(table, None)
+    write_crm(data, folder / "raw", fmt="parquet")
+    return folder / "raw"
+
+
+@pytest.fixture
+def project(tmp_path, monkeypatch):
+    """A working folder with its own MLflow store (runs, registry and artifacts)."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    return tmp_path
+
+
+def invoke(*args):
+    return CliRunner().invoke(app, [str(a) for a in args], catch_exceptions=False)
+
+
+def test_evaluate_writes_recomputable_outputs_and_gates_the_champion(project):
+    raw, params = _crm(project, n_deals=1500), _params(project)
+    out = project / "eval"
+    result = invoke("evaluate", "--data", raw, "--as-of", CUTOFF, "--out", out, "--params", params)
+    assert result.exit_code == 0, result.output
+    assert "close probability:" in result.output and "promoted to champion" in result.output
+    pred = pd.read_parquet(out / "test_predictions.parquet")
+    assert set(pred.columns) >= COLUMNS
+    assert not pred.duplicated(["deal_id", "as_of"]).any()
+    assert (pred["as_of"] > pd.Timestamp(CUTOFF, tz="UTC")).all()
+    metrics = json.loads((out / "metrics.json").read_text())
+    known = pred[pred["won"].notna()]
+    again = binary_metrics(known["won"].astype(bool), known["p_win"])
+    for name, value in metrics["close_probability"]["overall"]["p_win"].items():
+        assert value == pytest.approx(again[name]), name
+    for png in ("reliability.png", "lift.png"):
+        assert (out / png).read_bytes()[:4] == b"\x89PNG"
+    drivers = pd.read_parquet(out / "drivers.parquet")
+    assert {"deal_id", "direction", "phrase"} <= set(drivers.columns)
+
+    # the same window again: the gate compares with the champion and records the reason
+    result = invoke("evaluate", "--data", raw, "--as-of", CUTOFF, "--params", params)
+    assert result.exit_code == 0, result.output
+    assert "v2:" in result.output and (
+        "beats champion" in result.output or "not promoted: log loss" in result.output
+    )
+    _check_registry(pred)
+
+
+def _check_registry(pred: pd.DataFrame) -> None:
+    import mlflow
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient()
+    challenger = client.get_model_version_by_alias("dealcast-close-probability", "challenger")
+    assert str(challenger.version) == "2"
+    champion = mlflow.pyfunc.load_model("models:/dealcast-close-probability@champion")
+    assert champion.metadata.signature is not None
+    run = client.get_run(client.get_model_version("dealcast-close-probability", "2").run_id)
+    assert run.data.tags["data_fingerprint"] and run.data.tags["git_commit"]
+    assert "close_probability.overall.p_win_stage_rate.log_loss" in run.data.metrics
+    assert run.data.params["train.horizon_days"] == "180"
+    assert "promotion.dealcast-close-probability" in run.data.tags
+    artifacts = {a.path for a in client.list_artifacts(run.info.run_id, "plots")}
+    assert artifacts == {"plots/reliability.png", "plots/lift.png"}
+
+
+def test_train_at_a_date_registers_a_challenger(project):
+    raw, params = _crm(project, n_deals=800), _params(project)
+    result = invoke("train", "--data", raw, "--as-of", "2026-03-02", "--params", params)
+    assert result.exit_code == 0, result.output
+    assert "cutoff 2026-03-02" in result.output
+    assert (project / "data/artifacts/models.joblib").exists()
+    features = json.loads((project / "data/artifacts/feature_list.json").read_text())
+    assert "deal__owner_id" not in features
+
+
+@pytest.mark.parametrize("variant", ["one_stage", "no_touchpoints_no_history"])
+def test_small_crms_still_evaluate(project, variant):
+    if variant == "one_stage":
+        raw = _crm(project, n_deals=600, stages=("open",))
+        params = _params(project, stages=["open"])
+    else:
+        raw = _crm(project, n_deals=600, drop=("touchpoints", "stage_history"))
+        params = _params(project)
+    out = project / "eval"
+    args = ("--as-of", CUTOFF, "--out", out, "--no-track", "--params", params)
+    result = invoke("evaluate", "--data", raw, *args)
+    assert result.exit_code == 0, result.output
+    pred = pd.read_parquet(out / "test_predictions.parquet")
+    assert np.isfinite(pred["p_win"]).all()
+    assert {"p_win_stage_rate", "p_win_base_rate", "p_win_logreg"} <= set(pred.columns)
+
+
+def test_a_cutoff_without_history_exits_2(project):
+    raw, params = _crm(project, n_deals=300), _params(project)
+    result = invoke(
+        "train", "--data", raw, "--as-of", "2024-02-01", "--no-track", "--params", params
+    )
+    assert result.exit_code == 2
+    assert "no training snapshot" in result.output
