@@ -163,9 +163,8 @@ def _outcome_mismatch(history: pd.DataFrame, deals: pd.DataFrame, scope: Scope) 
     ordered = history.dropna(subset=["deal_id", "entered_at"]).sort_values(
         ["deal_id", "entered_at"], kind="stable"
     )
-    last = ordered.drop_duplicates(subset=["deal_id"], keep="last")
-    pos = first_positions(deals["deal_id"], last["deal_id"])
-    last_stage = last["stage"].iloc[np.maximum(pos, 0)].reset_index(drop=True).where(pos >= 0)
+    last = ordered.drop_duplicates(subset=["deal_id"], keep="last").set_index("deal_id")
+    last_stage = deals["deal_id"].map(last["stage"]).reset_index(drop=True)
     outcome = deals["outcome"] if "outcome" in deals else pd.Series(np.nan, index=deals.index)
     closed = deals["closed_at"].notna() if "closed_at" in deals else outcome.notna()
     known = outcome.isin((WON, LOST)).to_numpy()

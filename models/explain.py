@@ -1,9 +1,12 @@
 """Per-deal drivers: LightGBM's per-row contributions turned into phrases a rep reads.
 
 Contributions (``pred_contrib=True``, log-odds of the uncalibrated trees) are about 150x
-slower than a prediction: call this only for the rows you show. Phrases come from a small
-template table keyed by feature-name patterns; any other feature falls back to its
-catalogue meaning and value.
+slower than a prediction: call this only for the rows you show. Every feature family of
+the catalogue (``docs/features.md``) has a rule below that writes a short phrase ("no
+meeting in 41 days", "rep wins 31 % of closed deals", "source: referral"); a rule returns
+None when its phrase would carry no direction ("about the usual age for this stage"), and
+:func:`top_drivers` then lists the next driver instead. Any other feature falls back to
+"<catalogue meaning>: <value>".
 """
 
 from __future__ import annotations
@@ -15,117 +18,356 @@ from collections.abc import Callable
 import numpy as np
 import pandas as pd
 
-Template = Callable[[float, pd.Series], str | None]
+Value = float | str
+Rule = Callable[[re.Match, Value, pd.Series], str | None]
+Missing = Callable[[re.Match, pd.Series], str | None]
+
+NEUTRAL_DAYS = 7  # |days older than typical| below this: "about usual", not listed
+NEUTRAL_TREND = 0.3  # |log2 activity ratio| below this: steady activity, not listed
+
+# --- formatting helpers ---------------------------------------------------------------
 
 
-def _days(v: float) -> str:
-    return f"{v:.0f} day{'s' if round(v) != 1 else ''}"
+def _plural(n: float, one: str, many: str | None = None) -> str:
+    many = many if many is not None else one + "s"
+    return f"{_int(n)} {one if round(n) == 1 else many}"
+
+
+def _int(v: float) -> str:
+    return f"{round(v):,d}"
+
+
+def _span(days: float) -> str:
+    """A duration in the unit a person would use: days, then months, then years."""
+    d = abs(days)
+    if d < 60:
+        return _plural(d, "day")
+    if d < 730:
+        return _plural(d / 30.44, "month")
+    years = d / 365.25
+    return f"{years:.0f} years" if years >= 10 or years == round(years) else f"{years:.1f} years"
+
+
+def _pct(v: float) -> str:
+    return f"{v * 100:.0f} %"
+
+
+def _num(v: float) -> str:
+    """A number rounded sensibly: 2, 1,234, 0.42, 3.14 (never 1.0000)."""
+    if not math.isfinite(v):
+        return str(v)
+    if abs(v) >= 100 or v == round(v):
+        return _int(v)
+    return f"{v:.3g}"
+
+
+def _text(value: Value) -> str:
+    if isinstance(value, str):
+        return value
+    return _num(float(value))
+
+
+def _words(name: str) -> str:
+    return name.replace("_", " ")
 
 
 def _stage(row: pd.Series) -> str:
     stage = row.get("stage__current")
-    return str(stage) if isinstance(stage, str) else "this stage"
+    return str(stage) if isinstance(stage, str) and stage else "this stage"
 
 
-def _older(v: float, row: pd.Series) -> str:
+def _n_stages(row: pd.Series) -> int:
+    """Open stages of the funnel: one ``stage__days_spent_<stage>`` column each."""
+    return sum(1 for k in row.index if str(k).startswith("stage__days_spent_"))
+
+
+CHANNEL_NOUNS = {  # channel column part -> (one, many)
+    "social": ("social touch", "social touches"),
+    "other": ("other touch", "other touches"),
+    "event": ("event", "events"),
+}
+
+
+def _channel(name: str) -> tuple[str, str]:
+    return CHANNEL_NOUNS.get(name, (_words(name), _words(name) + "s"))
+
+
+def _count(v: float, one: str, many: str, where: str) -> str:
+    """``4 meetings in the last 30 days`` / ``no meeting in the last 30 days``."""
+    head = f"no {one}" if round(v) == 0 else _plural(v, one, many)
+    return f"{head} {where}".strip()
+
+
+def _since(v: float, what: str) -> str:
+    """``no meeting in 41 days`` (two weeks or more), ``last meeting 3 days ago``."""
     if v >= 14:
-        return f"{v / 7:.0f} weeks longer in {_stage(row)} than usual"
-    if v <= -14:
-        return f"{-v / 7:.0f} weeks younger than usual for {_stage(row)}"
-    return f"about the usual age for {_stage(row)}"
+        return f"no {what} in {_span(v)}"
+    if round(v) == 0:
+        return f"last {what} today"
+    return f"last {what} {_span(v)} ago"
 
 
-def _since(what: str) -> Template:
-    return lambda v, row: f"last {what} {_days(v)} ago" if v < 14 else f"no {what} in {_days(v)}"
+def _older(m: re.Match, v: float, row: pd.Series) -> str | None:
+    stage = _stage(row)
+    if v >= 60:
+        return f"{_span(v)} longer in {stage} than usual"
+    if v >= 14:
+        return f"{_plural(v / 7, 'week')} longer in {stage} than usual"
+    if v >= NEUTRAL_DAYS:
+        return f"{_plural(v, 'day')} longer in {stage} than usual"
+    if v <= -NEUTRAL_DAYS:
+        return f"moving faster than usual in {stage}"
+    return None
 
 
-def _count(what: str) -> Template:
-    def phrase(v: float, row: pd.Series) -> str:
-        return f"no {what}" if v == 0 else f"{v:.0f} {what}"
-
-    return phrase
-
-
-def _rate(what: str) -> Template:
-    return lambda v, row: f"{what} win rate {v:.0%}"
+def _trend(m: re.Match, v: float, row: pd.Series) -> str | None:
+    if v >= NEUTRAL_TREND:
+        return "activity picking up"
+    if v <= -NEUTRAL_TREND:
+        return "activity slowing down"
+    return None
 
 
-LOG_PATTERN = r"\w+?__log_(\w+)"
-TEMPLATES: tuple[tuple[str, Template], ...] = (
-    (r"tp__days_since_last_(\w+)", None),  # filled in by _since with the channel name
-    (r"tp__days_since_last", lambda v, r: _since("touch")(v, r)),
+def _position(m: re.Match, v: float, row: pd.Series) -> str:
+    n, place = _n_stages(row), round(v) + 1
+    where = f"{place} of {n}" if 0 < place <= n else f"position {place}"
+    stage = row.get("stage__current")
+    if isinstance(stage, str) and stage:
+        return f"at stage {stage} ({where})"
+    return f"at funnel stage {where}"
+
+
+def _source_rate(m: re.Match, v: float, row: pd.Series) -> str:
+    source = row.get("deal__source")
+    who = f"source {source}" if isinstance(source, str) and source else "this lead source"
+    return f"{who} wins {_pct(v)}"
+
+
+def _past_close(m: re.Match, v: float, row: pd.Series) -> str:
+    if v > 0:
+        return f"{_span(v)} past the expected close date"
+    if round(v) == 0:
+        return "expected to close today"
+    return f"expected close in {_span(-v)}"
+
+
+def _attribute(m: re.Match, v: Value, row: pd.Series) -> str:
+    name = m.group(1)
+    if name == "competitor_present" and not isinstance(v, str):
+        return "competitor involved" if v >= 1 else "no competitor"
+    return f"{_words(name)}: {_text(v)}"
+
+
+def _amount(v: float) -> str:
+    return f"{math.expm1(v):,.0f}"
+
+
+# (pattern, phrase of a value, phrase of a missing value); first full match wins.
+RULES: tuple[tuple[str, Rule, Missing | str | None], ...] = (
+    # deal
+    (r"deal__age_days", lambda m, v, r: f"deal open for {_span(v)}", None),
+    (r"deal__log_amount", lambda m, v, r: f"deal size {_amount(v)}", "no deal amount"),
+    (r"deal__source", lambda m, v, r: f"source: {_text(v)}", "no lead source"),
+    (r"deal__product", lambda m, v, r: f"product: {_text(v)}", "no product"),
+    (r"deal__owner_id", lambda m, v, r: f"rep: {_text(v)}", "no rep"),
+    (r"deal__source_win_rate", _source_rate, None),
+    (r"\w+?__attr_(\w+)", _attribute, lambda m, r: f"no {_words(m.group(1))}"),
+    # stage
+    (r"stage__current", lambda m, v, r: f"at stage {_text(v)}", "stage unknown"),
+    (r"stage__position", _position, "stage unknown"),
+    (r"stage__days_in_current", lambda m, v, r: f"{_span(v)} in {_stage(r)}", None),
     (
-        r"tp__decision_maker_engaged",
-        lambda v, r: "decision maker engaged" if v >= 1 else "no decision maker engaged yet",
+        r"stage__n_changes",
+        lambda m, v, r: "no stage move yet" if round(v) == 0 else _plural(v, "stage move"),
+        None,
     ),
-    (r"stage__days_older_than_typical", _older),
-    (r"stage__days_in_current", lambda v, r: f"{_days(v)} in {_stage(r)}"),
     (
         r"stage__n_regressions",
-        lambda v, r: "moved back a stage before" if v >= 1 else "never moved back a stage",
-    ),
-    (r"tp__touches_(\d+)d", None),
-    (r"tp__channel_(\w+)_(\d+)d", None),
-    (
-        r"tp__trend",
-        lambda v, r: (
-            "activity picking up"
-            if v > 0
-            else "activity slowing down"
-            if v < 0
-            else "steady activity"
+        lambda m, v, r: (
+            "never moved back a stage"
+            if round(v) == 0
+            else "moved back a stage before"
+            if round(v) == 1
+            else f"moved back a stage {_int(v)} times"
         ),
+        None,
     ),
-    (r"tp__distinct_contacts", lambda v, r: f"{v:.0f} contact{'s' if v != 1 else ''} involved"),
     (
-        r"cal__days_past_expected_close",
-        lambda v, r: (
-            f"{_days(v)} past the expected close date"
-            if v > 0
-            else f"expected close in {_days(-v)}"
+        r"stage__n_skipped",
+        lambda m, v, r: "no stage skipped" if round(v) == 0 else f"skipped {_plural(v, 'stage')}",
+        None,
+    ),
+    (
+        r"stage__days_spent_(\w+)",
+        lambda m, v, r: (
+            f"no earlier stay in {_words(m.group(1))}"
+            if round(v) == 0
+            else f"spent {_span(v)} in {_words(m.group(1))} before"
         ),
+        None,
     ),
-    (r"cal__days_to_quarter_end", lambda v, r: f"{_days(v)} to quarter end"),
-    (r"deal__log_amount", lambda v, r: f"deal size {math.exp(v):,.0f}"),
-    (r"deal__age_days", lambda v, r: f"deal open for {_days(v)}"),
-    (r"owner__win_rate", _rate("rep's")),
-    (r"account__win_rate", _rate("account")),
-    (r"deal__source_win_rate", _rate("lead source")),
-    (r"stage__win_rate", lambda v, r: f"{_stage(r)} win rate {v:.0%}"),
-    (r"owner__n_closed", lambda v, r: f"rep has closed {v:.0f} deals"),
-    (r"account__age_days", lambda v, r: f"account known for {_days(v)}"),
-    (r"tp__account_days_since_last", lambda v, r: _since("touch with the account")(v, r)),
+    (r"stage__days_older_than_typical", _older, None),
+    (r"stage__win_rate", lambda m, v, r: f"deals in {_stage(r)} win {_pct(v)}", None),
+    # touchpoints
     (
-        r"deal__attr_competitor_present",
-        lambda v, r: "competitor involved" if v >= 1 else "no competitor",
+        r"tp__channel_(\w+)_(\d+)d",
+        lambda m, v, r: _count(v, *_channel(m.group(1)), f"in the last {m.group(2)} days"),
+        None,
     ),
-    (LOG_PATTERN, None),
+    (
+        r"tp__touches_(\d+)d",
+        lambda m, v, r: _count(v, "touch", "touches", f"in the last {m.group(1)} days"),
+        None,
+    ),
+    (
+        r"tp__touches_total",
+        lambda m, v, r: (
+            "no touch yet" if round(v) == 0 else f"{_plural(v, 'touch', 'touches')} so far"
+        ),
+        None,
+    ),
+    (r"tp__days_since_last", lambda m, v, r: _since(v, "touch"), "no touch yet"),
+    (
+        r"tp__days_since_last_(\w+)",
+        lambda m, v, r: _since(v, _channel(m.group(1))[0]),
+        lambda m, r: f"no {_channel(m.group(1))[0]} yet",
+    ),
+    (
+        r"tp__inbound_share",
+        lambda m, v, r: f"buyer started {_pct(v)} of touches",
+        "no touch with a known direction",
+    ),
+    (
+        r"tp__distinct_contacts",
+        lambda m, v, r: (
+            "no buyer contact touched yet"
+            if round(v) == 0
+            else f"{_plural(v, 'buyer contact')} involved"
+        ),
+        None,
+    ),
+    (
+        r"tp__distinct_roles",
+        lambda m, v, r: (
+            "no buyer role touched yet" if round(v) == 0 else f"{_plural(v, 'buyer role')} involved"
+        ),
+        None,
+    ),
+    (
+        r"tp__decision_maker_engaged",
+        lambda m, v, r: "decision maker engaged" if v >= 1 else "no decision maker engaged yet",
+        None,
+    ),
+    (r"tp__trend", _trend, None),
+    (
+        r"tp__account_touches_(\d+)d",
+        lambda m, v, r: _count(
+            v, "account touch", "account touches", f"in the last {m.group(1)} days"
+        ),
+        None,
+    ),
+    (
+        r"tp__account_days_since_last",
+        lambda m, v, r: _since(v, "account touch"),
+        "no account touch yet",
+    ),
+    # account
+    (r"account__industry", lambda m, v, r: f"industry: {_text(v)}", "industry unknown"),
+    (r"account__country", lambda m, v, r: f"country: {_text(v)}", "country unknown"),
+    (
+        r"account__log_employees",
+        lambda m, v, r: _plural(math.expm1(v), "employee"),
+        "head count unknown",
+    ),
+    (
+        r"account__log_annual_revenue",
+        lambda m, v, r: f"account revenue {_amount(v)}",
+        "account revenue unknown",
+    ),
+    (r"account__age_days", lambda m, v, r: f"account known for {_span(v)}", None),
+    (
+        r"account__other_open_deals",
+        lambda m, v, r: (
+            "no other open deal with the account"
+            if round(v) == 0
+            else f"account has {_plural(v, 'other open deal')}"
+        ),
+        None,
+    ),
+    (
+        r"account__n_won",
+        lambda m, v, r: (
+            "no deal won with the account yet"
+            if round(v) == 0
+            else f"{_plural(v, 'deal')} won with the account"
+        ),
+        None,
+    ),
+    (
+        r"account__n_lost",
+        lambda m, v, r: (
+            "no deal lost with the account yet"
+            if round(v) == 0
+            else f"{_plural(v, 'deal')} lost with the account"
+        ),
+        None,
+    ),
+    (r"account__win_rate", lambda m, v, r: f"account wins {_pct(v)} of closed deals", None),
+    # owner
+    (r"owner__win_rate", lambda m, v, r: f"rep wins {_pct(v)} of closed deals", None),
+    (
+        r"owner__n_closed",
+        lambda m, v, r: (
+            "rep has closed no deal yet"
+            if round(v) == 0
+            else f"rep has closed {_plural(v, 'deal')}"
+        ),
+        None,
+    ),
+    (r"owner__open_deals", lambda m, v, r: f"rep has {_plural(v, 'open deal')}", None),
+    # calendar
+    (
+        r"cal__days_to_quarter_end",
+        lambda m, v, r: "quarter ends today" if round(v) == 0 else f"{_span(v)} to quarter end",
+        None,
+    ),
+    (r"cal__days_past_expected_close", _past_close, "no expected close date"),
+    # any other natural-log column: the value it stands for
+    (r"\w+?__log_(\w+)", lambda m, v, r: f"{_words(m.group(1))} {_amount(v)}", None),
 )
 
 
-def phrase(feature: str, value, row: pd.Series, meanings: dict[str, str]) -> str:
-    """A short phrase for one feature value of one deal."""
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return f"{_label(feature, meanings)}: unknown"
-    for pattern, template in TEMPLATES:
+CATEGORICAL = {  # rules that take the value as it is (text or number)
+    r"deal__source",
+    r"deal__product",
+    r"deal__owner_id",
+    r"\w+?__attr_(\w+)",
+    r"stage__current",
+    r"account__industry",
+    r"account__country",
+}
+
+
+def phrase(feature: str, value, row: pd.Series, meanings: dict[str, str]) -> str | None:
+    """A short phrase for one feature value of one deal; None when it has no direction."""
+    missing = value is None or (not isinstance(value, str) and pd.isna(value))
+    for pattern, rule, if_missing in RULES:
         m = re.fullmatch(pattern, feature)
         if not m:
             continue
-        if pattern.startswith("tp__days_since_last_("):
-            return _since(m.group(1).replace("_", " "))(float(value), row)
-        if pattern.startswith("tp__touches_"):
-            return _count(f"touches in the last {m.group(1)} days")(float(value), row)
-        if pattern == LOG_PATTERN:
-            return f"{m.group(1).replace('_', ' ')} {math.expm1(float(value)):,.0f}"
-        if pattern.startswith("tp__channel_"):
-            what = f"{m.group(1).replace('_', ' ')}s in the last {m.group(2)} days"
-            return _count(what)(float(value), row)
-        return template(float(value), row)
-    attr = re.fullmatch(r"\w+?__attr_(\w+)", feature)
-    label = attr.group(1).replace("_", " ") if attr else _label(feature, meanings)
-    if isinstance(value, str):
-        return f"{label}: {value}"
-    return f"{label}: {float(value):.3g}"
+        if missing:
+            if if_missing is None:
+                return f"{_label(feature, meanings)}: unknown"
+            return if_missing if isinstance(if_missing, str) else if_missing(m, row)
+        if pattern in CATEGORICAL:
+            return rule(m, value if isinstance(value, str) else float(value), row)
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            return f"{_label(feature, meanings)}: {value}"
+        return rule(m, number, row)
+    label = _label(feature, meanings)
+    return f"{label}: unknown" if missing else f"{label}: {_text(value)}"
 
 
 def _label(feature: str, meanings: dict[str, str]) -> str:
@@ -142,7 +384,9 @@ def top_drivers(
 
     ``lgbm`` is a fitted LGBMClassifier (binary) and ``matrix`` its input rows. Returns one
     row per (input row, direction, rank): ``row`` (position), ``direction`` (up/down),
-    ``feature``, ``value``, ``contribution`` (log-odds) and ``phrase``.
+    ``feature``, ``value``, ``contribution`` (log-odds) and ``phrase``. A driver whose
+    phrase carries no direction (e.g. "about the usual age for this stage") is skipped and
+    the next one of that direction takes its place.
     """
     contrib = np.asarray(lgbm.predict(matrix, pred_contrib=True))[:, :-1]
     names = list(matrix.columns)
@@ -150,24 +394,29 @@ def top_drivers(
     for i in range(len(matrix)):
         row = matrix.iloc[i]
         order = np.argsort(contrib[i], kind="stable")
-        ups = [j for j in order[::-1][:top_n] if contrib[i, j] > 0]
-        downs = [j for j in order[:top_n] if contrib[i, j] < 0]
-        for direction, picks in (("up", ups), ("down", downs)):
-            for rank, j in enumerate(picks, 1):
+        for direction, candidates in (("up", order[::-1]), ("down", order)):
+            rank = 0
+            for j in candidates:
+                c = float(contrib[i, j])
+                if rank >= top_n or (c <= 0 if direction == "up" else c >= 0):
+                    break
                 value = row.iloc[j]
+                value = (
+                    None if pd.isna(value) else (value if isinstance(value, str) else float(value))
+                )
+                text = phrase(names[j], value, row, meanings)
+                if not text:
+                    continue
+                rank += 1
                 out.append(
                     {
                         "row": i,
                         "direction": direction,
                         "rank": rank,
                         "feature": names[j],
-                        "value": None
-                        if pd.isna(value)
-                        else (value if isinstance(value, str) else float(value)),
-                        "contribution": float(contrib[i, j]),
-                        "phrase": phrase(
-                            names[j], value if not pd.isna(value) else None, row, meanings
-                        ),
+                        "value": value,
+                        "contribution": c,
+                        "phrase": text,
                     }
                 )
     return pd.DataFrame(

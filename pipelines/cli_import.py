@@ -16,6 +16,7 @@ from typing import Annotated
 import typer
 
 import_app = typer.Typer(
+    rich_markup_mode=None,  # help texts use [brackets] for their params.yaml source
     help="Turn CRM exports into a dealcast CRM folder: Salesforce, HubSpot, or any export "
     "described by a mapping file. Prints what landed where, then validates the result.",
     no_args_is_help=True,

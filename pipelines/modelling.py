@@ -64,28 +64,31 @@ def prepare(
     train: TrainParams,
     as_of: pd.Timestamp | None,
     days_before_end: int = 0,
+    known_until: pd.Timestamp | None = None,
+    data: CRMData | None = None,
 ) -> Prepared:
     """Load and validate the CRM and build the training snapshots at the cutoff.
 
     The cutoff is ``as_of`` (capped at the data's end), or without it ``days_before_end``
     days before the data's end (0 for training "today"; a backtest leaves room for a test
-    window whose outcomes are known).
+    window whose outcomes are known). ``known_until`` pretends the data was extracted then:
+    nothing later counts as known, not even for test labels.
     """
     from features.build import build_feature_set
     from features.snapshots import latest_timestamp, snapshot_dates
     from models.splits import time_split
-    from pipelines.steps import StepError, load_and_validate
+    from pipelines.steps import StepError
 
     if train.horizon_days not in features.horizons_days:
         raise StepError(
             f"train.horizon_days {train.horizon_days} is not one of features.horizons_days "
             f"{list(features.horizons_days)}"
         )
-    result = load_and_validate(folder, funnel=funnel, as_of=None)
-    if result.data is None:
-        raise StepError(f"{folder}: the CRM data is not usable\n{result.report.to_text()}")
-    data = result.data
+    if data is None:
+        data = load_usable(folder, funnel=funnel)
     data_end = _utc(features.data_end) if features.data_end else latest_timestamp(data)
+    if known_until is not None:
+        data_end = min(data_end, known_until)
     # nothing after data_end is in the data, so a later --as-of is data_end for labels
     if as_of is None:
         cutoff = data_end - pd.Timedelta(days=days_before_end)
@@ -110,6 +113,16 @@ def prepare(
         data, as_of_dates=split.training, data_end=cutoff, **_feature_kwargs(funnel, features)
     )
     return Prepared(data, data_end, cutoff, dates, split, built, fingerprint(data))
+
+
+def load_usable(folder: Path, *, funnel: Funnel) -> CRMData:
+    """The validated CRM of ``folder``; ``StepError`` with the report if it is not usable."""
+    from pipelines.steps import StepError, load_and_validate
+
+    result = load_and_validate(folder, funnel=funnel, as_of=None)
+    if result.data is None:
+        raise StepError(f"{folder}: the CRM data is not usable\n{result.report.to_text()}")
+    return result.data
 
 
 def _feature_kwargs(funnel: Funnel, features: FeaturesParams) -> dict:
@@ -162,8 +175,12 @@ def run_train(
     artifacts: Path,
     as_of: pd.Timestamp | None,
     days_before_end: int = 0,
+    known_until: pd.Timestamp | None = None,
+    data: CRMData | None = None,
 ) -> ModellingRun:
-    """Fit at the cutoff and write the model file; raise ``StepError`` on unusable data."""
+    """Fit at the cutoff and write the model file; raise ``StepError`` on unusable data.
+
+    ``data``, when given, is the already validated CRM of ``folder`` (not read again)."""
     from models.train import TrainingError, fit_models, next_stage_coverage
     from pipelines.steps import StepError
 
@@ -174,6 +191,8 @@ def run_train(
         train=train,
         as_of=as_of,
         days_before_end=days_before_end,
+        known_until=known_until,
+        data=data,
     )
     try:
         models = fit_models(
@@ -203,6 +222,8 @@ def run_evaluate(
     test_days: int,
     out: Path | None,
     ece_bins: int,
+    known_until: pd.Timestamp | None = None,
+    data: CRMData | None = None,
 ) -> ModellingRun:
     """Train at ``as_of``, score the later snapshots, measure, and write ``out``.
 
@@ -221,6 +242,7 @@ def run_evaluate(
     run = run_train(
         folder=folder, funnel=funnel, features=features, train=train, seed=seed,
         artifacts=artifacts, as_of=as_of, days_before_end=train.horizon_days + test_days,
+        known_until=known_until, data=data,
     )  # fmt: skip
     p = run.prepared
     if len(p.split.test) == 0:
@@ -244,6 +266,49 @@ def run_evaluate(
     if out is not None:
         run.files |= write_evaluation(Path(out), run, test.features, train, ece_bins=ece_bins)
     return run
+
+
+def run_train_with_backtest(
+    *,
+    folder: Path,
+    funnel: Funnel,
+    features: FeaturesParams,
+    train: TrainParams,
+    seed: int,
+    artifacts: Path,
+    as_of: pd.Timestamp | None,
+    test_days: int,
+    ece_bins: int,
+    backtest_out: Path,
+    data: CRMData | None = None,
+) -> tuple[ModellingRun, ModellingRun | None]:
+    """The model to serve, fitted on everything known at ``as_of`` (default: the data's
+    end), and the backtest of the same settings that decides whether it may serve.
+
+    The backtest trains ``horizon + test_days`` before ``as_of`` and tests on the snapshots
+    after that, with only what was known at ``as_of``. ``None`` when the data is too
+    short for a backtest (the reason is in the final run's messages).
+    """
+    from pipelines.steps import StepError
+
+    if data is None:
+        data = load_usable(folder, funnel=funnel)
+    backtest, reason = None, ""
+    try:
+        backtest = run_evaluate(
+            folder=folder, funnel=funnel, features=features, train=train, seed=seed,
+            artifacts=backtest_out / "model", as_of=None, test_days=test_days,
+            out=backtest_out, ece_bins=ece_bins, known_until=as_of, data=data,
+        )  # fmt: skip
+    except StepError as exc:
+        reason = f"no backtest, so no champion gate: {str(exc).splitlines()[0]}"
+    final = run_train(
+        folder=folder, funnel=funnel, features=features, train=train, seed=seed,
+        artifacts=artifacts, as_of=as_of, data=data,
+    )  # fmt: skip
+    if reason:
+        final.messages.append(reason)
+    return final, backtest
 
 
 DEFINITIONS = {

@@ -157,15 +157,40 @@ class EvaluateParams(_Section):
     promote_min_log_loss_gain: float = Field(ge=0)
 
 
+class ScoreParams(_Section):
+    """The daily prioritised-leads export (``dealcast score``)."""
+
+    priority: Literal["expected_value", "p_win"]
+    top_reasons: int = Field(ge=1, le=10)
+
+
+class ServeParams(_Section):
+    """The scoring API (``dealcast serve``): request limits and where the token lives."""
+
+    max_body_bytes: int = Field(gt=0)
+    max_rows: int = Field(gt=0)
+    token_env: str = Field(min_length=1)
+
+
+class ScheduleParams(_Section):
+    """When ``dealcast schedule`` runs the daily_score flow."""
+
+    cron: str = Field(min_length=9)
+    timezone: str = Field(min_length=1)
+
+
 class Params(_Section):
     base: BaseParams
     paths: PathsParams
     funnel: FunnelParams
     generate: GenerateParams
     validate_: ValidateParams = Field(alias="validate")
+    schedule: ScheduleParams
     features: FeaturesParams
     train: TrainParams
     evaluate: EvaluateParams
+    score: ScoreParams
+    serve: ServeParams
 
 
 class ParamsError(Exception):

@@ -15,7 +15,6 @@ import pandas as pd
 
 from crm.load import LoadResult, load_crm
 from crm.schemas import Funnel
-from pipelines.params import Params
 
 log = logging.getLogger(__name__)
 Echo = Callable[[str], None]
@@ -66,38 +65,8 @@ def load_and_validate(folder: Path, *, funnel: Funnel, as_of: pd.Timestamp | Non
     return load_crm(Path(folder), funnel=funnel, as_of=as_of)
 
 
-def run_demo(p: Params, *, echo: Echo) -> int:
-    """Generate the demo CRM, validate it and print the funnel summary; return exit code."""
-    from serving.funnel import format_summary, funnel_summary
-
-    funnel = p.funnel.to_funnel()
-    g = p.generate
-    as_of = pd.Timestamp(g.as_of, tz="UTC")
-    echo(f"[1/3] generating {g.deals:,} synthetic deals into {p.paths.raw}/")
-    written = run_generate(
-        funnel=funnel,
-        out=p.paths.raw,
-        truth=p.paths.truth,
-        n_deals=g.deals,
-        seed=p.base.seed,
-        start=pd.Timestamp(g.start, tz="UTC"),
-        as_of=as_of,
-        fmt=g.format,
-        messy=g.messy,
-    )
-    for name, (path, rows) in written.items():
-        echo(f"      {name:<14}{rows:>10,} rows  {path}")
-    echo(f"[2/3] validating {p.paths.raw}/ against the data contract")
-    result = load_and_validate(p.paths.raw, funnel=funnel, as_of=as_of)
-    echo(_indent(result.report.to_text()))
-    if result.data is None:
-        return 2
-    echo(f"[3/3] funnel summary as of {as_of.date()}")
-    echo(_indent(format_summary(funnel_summary(result.data, funnel=funnel))))
-    return 0
-
-
-def _indent(text: str) -> str:
+def indent(text: str) -> str:
+    """Text shifted under a progress line."""
     return "\n".join(f"      {line}" if line else "" for line in text.splitlines())
 
 

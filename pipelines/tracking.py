@@ -2,10 +2,13 @@
 
 A run holds every param (flattened ``params.yaml`` sections), the git commit, the data
 fingerprint, every metric of the model and the baselines, the charts, the feature list and
-both models as MLflow pyfunc models with signature and input example. Each is registered;
-the new version gets alias ``challenger`` and becomes ``champion`` only if it beats the
-current champion's log loss on the same backtest rows by more than the configured gain
-(or if there is no champion yet). The decision and its reason are run tags.
+both models as MLflow pyfunc models with signature and input example.
+
+``train`` registers the models fitted on everything known (they are what serves) and logs,
+unregistered, the backtest models of the same settings. The new version gets alias
+``challenger`` and becomes ``champion`` only if its backtest beats the champion's backtest
+model on the same test rows by more than the configured log-loss gain (or if there is no
+champion yet). The decision and its reason are run tags. ``evaluate`` only logs.
 
 The tracking URI comes from ``MLFLOW_TRACKING_URI`` (the CLI defaults it to the project's
 SQLite file); nothing here talks to the network.
@@ -69,64 +72,108 @@ def track(
     close_model_name: str,
     next_stage_model_name: str,
     min_gain: float,
+    backtest: ModellingRun | None = None,
+    register: bool,
 ) -> tuple[str, list[Promotion]]:
-    """Log ``run`` as one MLflow run, register its models, apply the champion gate."""
+    """Log ``run`` as one MLflow run; with ``register``, register its models and gate them.
+
+    ``run`` is what was fitted; ``backtest`` (for ``train``) is the same settings trained
+    earlier and tested on the window after that, whose metrics, charts and models are
+    logged in the same run and decide promotion. A backtest alone (``evaluate``) is
+    logged but not registered: its model was trained at a past cutoff and must not serve.
+    """
     mlflow.set_experiment(experiment)
-    cutoff = run.prepared.cutoff
-    with mlflow.start_run(run_name=f"{command} @ {cutoff.date()}") as active:
+    report = backtest or run
+    with mlflow.start_run(run_name=f"{command} @ {run.prepared.cutoff.date()}") as active:
         mlflow.log_params(flatten(params))
-        mlflow.set_tags(
-            {
-                "command": command,
-                "git_commit": git_commit(),
-                "data_fingerprint": run.prepared.fingerprint,
-                "cutoff": str(cutoff),
-                "data_end": str(run.prepared.data_end),
-            }
-        )
-        mlflow.log_metrics(numeric_metrics(run.metrics or run.summary))
-        mlflow.log_dict(clean_json(run.metrics or run.summary), "metrics.json")
+        mlflow.set_tags(_tags(run, command, backtest))
+        mlflow.log_metrics(numeric_metrics(report.metrics or report.summary))
+        mlflow.log_dict(clean_json(report.metrics or report.summary), "metrics.json")
         mlflow.log_dict({"features": feature_list(run.models)}, "feature_list.json")
-        if run.predictions is not None and run.predictions["won"].notna().any():
-            ece_bins = run.metrics["definitions"]["ece_bins"]
-            for name, fig in charts(run.predictions, ece_bins=ece_bins).items():
+        if report.predictions is not None and report.predictions["won"].notna().any():
+            ece_bins = report.metrics["definitions"]["ece_bins"]
+            for name, fig in charts(report.predictions, ece_bins=ece_bins).items():
                 mlflow.log_figure(fig, f"plots/{name}.png")
-        promotions = _log_and_register(run, close_model_name, next_stage_model_name, min_gain)
+        if not register:
+            return active.info.run_id, []
+        backtest_uris = _log_backtest_models(backtest) if backtest is not None else {}
+        names = {"close": close_model_name, "next_stage": next_stage_model_name}
+        promotions = [
+            _register(run, backtest, kind, names[kind], backtest_uris.get(kind), min_gain)
+            for kind, _ in _estimators(run)
+        ]
         for p in promotions:
             mlflow.set_tag(f"promotion.{p.model}", f"v{p.version}: {p.reason}")
         return active.info.run_id, promotions
 
 
-def _log_and_register(run, close_name, next_name, min_gain) -> list[Promotion]:
-    example = input_example(run)
-    out = []
-    pairs = [("close", close_name, run.models.close)]
+def _tags(run: ModellingRun, command: str, backtest: ModellingRun | None) -> dict[str, str]:
+    tags = {
+        "command": command,
+        "git_commit": git_commit(),
+        "data_fingerprint": run.prepared.fingerprint,
+        "cutoff": str(run.prepared.cutoff),
+        "data_end": str(run.prepared.data_end),
+    }
+    if backtest is not None:
+        tags["backtest_cutoff"] = str(backtest.prepared.cutoff)
+    return tags
+
+
+def _estimators(run: ModellingRun) -> list[tuple[str, object]]:
+    pairs = [("close", run.models.close)]
     if run.models.next_stage is not None:
-        pairs.append(("next_stage", next_name, run.models.next_stage))
-    for kind, name, estimator in pairs:
-        wrapped = PyfuncModel(estimator, kind)
-        output = wrapped.predict(None, example)
-        with warnings.catch_warnings():
-            # the signature is given explicitly; the type-hint hint does not apply
-            warnings.filterwarnings("ignore", message=".*type hints.*predict")
-            info = mlflow.pyfunc.log_model(
-                name=kind,
-                python_model=wrapped,
-                signature=infer_signature(example, output),
-                input_example=example,
-                pip_requirements=PIP_REQUIREMENTS,
-                registered_model_name=name,
-            )
-        version = str(info.registered_model_version)
-        client = MlflowClient()
-        client.set_registered_model_alias(name, CHALLENGER, version)
-        client.set_model_version_tag(name, version, "cutoff", str(run.prepared.cutoff))
-        out.append(_gate(run, kind, name, version, min_gain))
-    return out
+        pairs.append(("next_stage", run.models.next_stage))
+    return pairs
 
 
-def _gate(run: ModellingRun, kind: str, name: str, version: str, min_gain: float) -> Promotion:
-    """Promote ``version`` to champion if it beats the champion on the same backtest rows."""
+def _log_pyfunc(run: ModellingRun, kind: str, estimator, *, name: str, registered: str | None):
+    example = input_example(run)
+    wrapped = PyfuncModel(estimator, kind)
+    with warnings.catch_warnings():
+        # the signature is given explicitly; the type-hint hint does not apply
+        warnings.filterwarnings("ignore", message=".*type hints.*predict")
+        return mlflow.pyfunc.log_model(
+            name=name,
+            python_model=wrapped,
+            signature=infer_signature(example, wrapped.predict(None, example)),
+            input_example=example,
+            pip_requirements=PIP_REQUIREMENTS,
+            registered_model_name=registered,
+        )
+
+
+def _log_backtest_models(backtest: ModellingRun) -> dict[str, str]:
+    """Log (not register) the backtest's models; the gate of later versions loads them."""
+    return {
+        kind: _log_pyfunc(backtest, kind, est, name=f"backtest_{kind}", registered=None).model_uri
+        for kind, est in _estimators(backtest)
+    }
+
+
+def _register(run, backtest, kind, name, backtest_uri, min_gain) -> Promotion:
+    estimator = dict(_estimators(run))[kind]
+    info = _log_pyfunc(run, kind, estimator, name=kind, registered=name)
+    version = str(info.registered_model_version)
+    client = MlflowClient()
+    client.set_registered_model_alias(name, CHALLENGER, version)
+    client.set_model_version_tag(name, version, "cutoff", str(run.prepared.cutoff))
+    if backtest is not None and backtest_uri:
+        cutoff = str(backtest.prepared.cutoff)
+        client.set_model_version_tag(name, version, "backtest_cutoff", cutoff)
+        client.set_model_version_tag(name, version, "backtest_model_uri", backtest_uri)
+    return _gate(backtest, kind, name, version, min_gain)
+
+
+def _gate(
+    backtest: ModellingRun | None, kind: str, name: str, version: str, min_gain: float
+) -> Promotion:
+    """Promote ``version`` if its backtest beats the champion's on the same test rows.
+
+    The champion is represented by its own backtest model (trained at its backtest
+    cutoff), scored on this backtest's test rows: a fair comparison when that cutoff is
+    not later than ours, since neither model then saw those rows' outcomes.
+    """
     client = MlflowClient()
     try:
         champion = client.get_model_version_by_alias(name, CHAMPION)
@@ -134,24 +181,21 @@ def _gate(run: ModellingRun, kind: str, name: str, version: str, min_gain: float
         champion = None
     if champion is None:
         return _promote(name, version, "first model: no champion yet")
-    if run.predictions is None:
+    if backtest is None or backtest.predictions is None:
+        return Promotion(
+            name, version, False, "not promoted: no backtest to compare with the champion"
+        )
+    uri = champion.tags.get("backtest_model_uri")
+    champ_cutoff = pd.Timestamp(champion.tags.get("backtest_cutoff" if uri else "cutoff", "NaT"))
+    if pd.isna(champ_cutoff) or champ_cutoff > backtest.prepared.cutoff:
         return Promotion(
             name,
             version,
             False,
-            "not promoted: promotion needs a backtest "
-            "(dealcast evaluate) to compare with the champion",
+            f"not promoted: champion v{champion.version} was trained after this backtest "
+            "window began; no fair comparison",
         )
-    champ_cutoff = pd.Timestamp(champion.tags.get("cutoff", "NaT"))
-    if pd.isna(champ_cutoff) or champ_cutoff > run.prepared.cutoff:
-        return Promotion(
-            name,
-            version,
-            False,
-            f"not promoted: champion v{champion.version} "
-            "was trained after this backtest window began; no fair comparison",
-        )
-    ours, theirs = _backtest_losses(run, kind, f"models:/{name}@{CHAMPION}")
+    ours, theirs = _backtest_losses(backtest, kind, uri or f"models:/{name}@{CHAMPION}")
     if ours is None:
         return Promotion(name, version, False, "not promoted: no known outcomes in the window")
     mlflow.log_metrics(
@@ -247,3 +291,53 @@ def git_commit() -> str:
     except (OSError, subprocess.TimeoutExpired):
         return "unknown"
     return out.stdout.strip() if out.returncode == 0 else "unknown"
+
+
+@dataclass(frozen=True)
+class Champion:
+    """The serving models: the fitted estimators behind alias ``champion`` and where they
+    came from. ``next_stage`` is None when no next-stage model has a champion."""
+
+    close: object
+    next_stage: object | None
+    close_version: str
+    next_stage_version: str | None
+    run_id: str
+    horizon_days: int | None
+
+
+def load_champion(*, close_model_name: str, next_stage_model_name: str) -> Champion:
+    """Load ``models:/<name>@champion`` for both models and unwrap the fitted estimators.
+
+    Versions read as ``"<name> v<version>"``; ``horizon_days`` is the close model's run
+    param ``train.horizon_days`` (None if the run does not have it). Raises ``StepError``
+    when the close model has no champion yet.
+    """
+    from pipelines.steps import StepError
+
+    client = MlflowClient()
+    close = _champion_version(client, close_model_name)
+    if close is None:
+        raise StepError("no champion model yet: run `dealcast train` (or `make demo`) first")
+    nxt = _champion_version(client, next_stage_model_name)
+    horizon = client.get_run(close.run_id).data.params.get("train.horizon_days")
+    return Champion(
+        close=_estimator(close_model_name),
+        next_stage=_estimator(next_stage_model_name) if nxt is not None else None,
+        close_version=f"{close_model_name} v{close.version}",
+        next_stage_version=f"{next_stage_model_name} v{nxt.version}" if nxt else None,
+        run_id=close.run_id,
+        horizon_days=int(horizon) if horizon else None,
+    )
+
+
+def _champion_version(client: MlflowClient, name: str):
+    try:
+        return client.get_model_version_by_alias(name, CHAMPION)
+    except MlflowException:
+        return None
+
+
+def _estimator(name: str):
+    model = mlflow.pyfunc.load_model(f"models:/{name}@{CHAMPION}")
+    return model.unwrap_python_model().estimator

@@ -327,3 +327,17 @@ def test_in_memory_rules_need_no_files():
     report = validate_crm(CRMData(deals=deals), funnel=Funnel(("lead",), "won", "lost"))
     assert report.rules() == {"duplicate_id"}
     assert report.findings[0].rows == (1, 2)
+
+
+def test_stage_history_without_any_valid_timestamp_is_reported_not_crashed(crm_dir):
+    """Regression: every entered_at unparseable left no 'last stage' per deal."""
+    lines = crm_dir.valid["stage_history"].splitlines()
+    header, rows = lines[0], lines[1:]
+    col = header.split(",").index("entered_at")
+    broken = [
+        ",".join("garbage" if i == col else c for i, c in enumerate(r.split(","))) for r in rows
+    ]
+    result = crm_dir.run(stage_history="\n".join([header, *broken]) + "\n")
+    rules = result.report.rules()
+    assert "internal_error" not in rules, result.report.to_text()
+    assert "unparseable_value" in rules

@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
@@ -112,8 +113,20 @@ def test_truth_inside_the_data_folder_is_refused(tmp_path, params_file):
     assert "inside the data folder" in result.output
 
 
-def test_demo_runs_end_to_end_on_small_data(params_file):
+def test_demo_runs_end_to_end_on_small_data(params_file, tmp_path, monkeypatch):
+    """The main job through both Prefect flows: registry, champion, export (one e2e test)."""
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    monkeypatch.setenv("PREFECT_HOME", str(tmp_path / "prefect"))
     result = invoke("demo", "--params", str(params_file))
     assert result.exit_code == 0, result.output
-    assert "funnel summary" in result.output
-    assert "win rate" in result.output
+    out = result.output
+    for step in ("[1/4]", "[2/4]", "[3/4]", "[4/4]", "demo finished"):
+        assert step in out
+    assert "funnel as of" in out and "win rate" in out
+    assert "promoted to champion: first model" in out
+    exports = sorted((tmp_path / "data" / "exports").glob("prioritised_leads_*"))
+    assert [p.suffix for p in exports] == [".csv", ".parquet", ".xlsx"]
+    leads = pd.read_csv(exports[0])
+    assert leads["rank"].tolist() == list(range(1, len(leads) + 1))
+    assert leads["p_win"].between(0, 1).all()
+    assert (tmp_path / "data" / "reports" / "backtest" / "metrics.json").exists()

@@ -69,12 +69,12 @@ def invoke(*args):
     return CliRunner().invoke(app, [str(a) for a in args], catch_exceptions=False)
 
 
-def test_evaluate_writes_recomputable_outputs_and_gates_the_champion(project):
+def test_evaluate_writes_recomputable_outputs_and_only_logs(project):
     raw, params = _crm(project, n_deals=1500), _params(project)
     out = project / "eval"
     result = invoke("evaluate", "--data", raw, "--as-of", CUTOFF, "--out", out, "--params", params)
     assert result.exit_code == 0, result.output
-    assert "close probability:" in result.output and "promoted to champion" in result.output
+    assert "close probability:" in result.output and "promot" not in result.output
     pred = pd.read_parquet(out / "test_predictions.parquet")
     assert set(pred.columns) >= COLUMNS
     assert not pred.duplicated(["deal_id", "as_of"]).any()
@@ -88,26 +88,46 @@ def test_evaluate_writes_recomputable_outputs_and_gates_the_champion(project):
         assert (out / png).read_bytes()[:4] == b"\x89PNG"
     drivers = pd.read_parquet(out / "drivers.parquet")
     assert {"deal_id", "direction", "phrase"} <= set(drivers.columns)
+    assert (out / "model" / "models.joblib").exists()  # the backtest's model stays here
 
-    # the same window again: the gate compares with the champion and records the reason
-    result = invoke("evaluate", "--data", raw, "--as-of", CUTOFF, "--params", params)
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient()
+    assert client.search_registered_models() == []  # a past-cutoff model never serves
+    (run,) = client.search_runs([client.get_experiment_by_name("dealcast").experiment_id])
+    assert "close_probability.overall.p_win_stage_rate.log_loss" in run.data.metrics
+
+
+def test_train_backtests_registers_and_gates_the_champion(project):
+    raw, params = _crm(project, n_deals=1500), _params(project)
+    result = invoke("train", "--data", raw, "--params", params)
+    assert result.exit_code == 0, result.output
+    assert "backtest of these settings" in result.output
+    assert "v1: promoted to champion: first model" in result.output
+    # the same settings again: compared with the champion's backtest model on the same rows
+    result = invoke("train", "--data", raw, "--params", params)
     assert result.exit_code == 0, result.output
     assert "v2:" in result.output and (
         "beats champion" in result.output or "not promoted: log loss" in result.output
     )
-    _check_registry(pred)
+    _check_registry()
 
 
-def _check_registry(pred: pd.DataFrame) -> None:
+def _check_registry() -> None:
     import mlflow
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient()
-    challenger = client.get_model_version_by_alias("dealcast-close-probability", "challenger")
+    name = "dealcast-close-probability"
+    challenger = client.get_model_version_by_alias(name, "challenger")
     assert str(challenger.version) == "2"
-    champion = mlflow.pyfunc.load_model("models:/dealcast-close-probability@champion")
+    champion = mlflow.pyfunc.load_model(f"models:/{name}@champion")
     assert champion.metadata.signature is not None
-    run = client.get_run(client.get_model_version("dealcast-close-probability", "2").run_id)
+    version = client.get_model_version(name, "2")
+    assert version.tags["backtest_cutoff"] < version.tags["cutoff"]
+    backtest_model = mlflow.pyfunc.load_model(version.tags["backtest_model_uri"])
+    assert backtest_model.metadata.signature is not None
+    run = client.get_run(version.run_id)
     assert run.data.tags["data_fingerprint"] and run.data.tags["git_commit"]
     assert "close_probability.overall.p_win_stage_rate.log_loss" in run.data.metrics
     assert run.data.params["train.horizon_days"] == "180"
@@ -116,14 +136,21 @@ def _check_registry(pred: pd.DataFrame) -> None:
     assert artifacts == {"plots/reliability.png", "plots/lift.png"}
 
 
-def test_train_at_a_date_registers_a_challenger(project):
-    raw, params = _crm(project, n_deals=800), _params(project)
+def test_train_at_a_date_knows_nothing_later(project):
+    raw, params = _crm(project, n_deals=1500), _params(project)
+    as_of = pd.Timestamp("2026-03-02", tz="UTC")
     result = invoke("train", "--data", raw, "--as-of", "2026-03-02", "--params", params)
     assert result.exit_code == 0, result.output
     assert "cutoff 2026-03-02" in result.output
     assert (project / "data/artifacts/models.joblib").exists()
     features = json.loads((project / "data/artifacts/feature_list.json").read_text())
     assert "deal__owner_id" not in features
+    # its backtest tested only snapshots up to as_of, labelled only with what was known then
+    pred = pd.read_parquet(project / "data/reports/backtest/test_predictions.parquet")
+    assert (pred["as_of"] <= as_of).all()
+    known = pred["won"].notna()
+    assert known.any()
+    assert (pred.loc[known, "as_of"] + pd.Timedelta(days=180) <= as_of).all()
 
 
 @pytest.mark.parametrize("variant", ["one_stage", "no_touchpoints_no_history"])

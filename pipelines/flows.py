@@ -1,0 +1,166 @@
+"""Prefect flows: the pipeline's steps with run history, logs, retries and a schedule.
+
+The flows call the same step functions as the CLI and DVC (``pipelines.steps``,
+``pipelines.modelling``, ``pipelines.scoring``), so a run behaves the same whichever way it
+is started. Tasks wrap only what earns it: reading the CRM (visible, fails fast with the
+validation report), the expensive fits, and the MLflow registry calls (retried: SQLite
+can be briefly locked). Frames pass between tasks in memory (``NO_CACHE``: DVC caches).
+
+With no ``PREFECT_API_URL`` Prefect starts a temporary local server for the run; to keep
+runs and watch them in the UI, start ``prefect server start`` and point
+``PREFECT_API_URL`` at it (see the README).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from prefect import flow, get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+
+from pipelines.params import Params, load_params
+
+REGISTRY_RETRIES = 2
+
+
+@dataclass(frozen=True)
+class Trained:
+    """What the train flow fitted (``final``), its backtest, and the MLflow outcome."""
+
+    final: object
+    backtest: object | None
+    mlflow_run: str
+    promotions: list
+
+    def lines(self) -> list[str]:
+        return [f"mlflow run {self.mlflow_run}"] + [
+            f"{p.model} v{p.version}: {p.reason}" for p in self.promotions
+        ]
+
+
+@task(name="load and validate", cache_policy=NO_CACHE)
+def load_crm_task(folder: Path, p: Params):
+    """The validated CRM; fails the flow with the validation report if it is not usable."""
+    from pipelines.modelling import load_usable
+
+    data = load_usable(folder, funnel=p.funnel.to_funnel())
+    get_run_logger().info("%s: %d deals, tables %s", folder, len(data.deals), data.present())
+    return data
+
+
+@task(name="backtest and fit", cache_policy=NO_CACHE)
+def fit_task(data, folder: Path, p: Params, as_of):
+    """The backtest that gates promotion, then the fit on everything known at as_of."""
+    from pipelines.modelling import format_run, run_train_with_backtest
+
+    final, backtest = run_train_with_backtest(
+        folder=folder, funnel=p.funnel.to_funnel(), features=p.features, train=p.train,
+        seed=p.base.seed, artifacts=p.paths.artifacts, as_of=as_of,
+        test_days=p.evaluate.test_days, ece_bins=p.evaluate.ece_bins,
+        backtest_out=p.paths.reports / "backtest", data=data,
+    )  # fmt: skip
+    logger = get_run_logger()
+    for line in format_run(backtest or final).splitlines():
+        logger.info(line)
+    return final, backtest
+
+
+@task(
+    name="register",
+    cache_policy=NO_CACHE,
+    retries=REGISTRY_RETRIES,
+    retry_delay_seconds=2,
+)
+def register_task(final, backtest, p: Params) -> tuple[str, list]:
+    """Log the run in MLflow, register the models and apply the champion gate."""
+    from pipelines.tracking import track
+
+    run_id, promotions = track(
+        final, command="train", params=p.model_dump(by_alias=True, mode="json"),
+        experiment=p.evaluate.experiment, close_model_name=p.evaluate.close_model_name,
+        next_stage_model_name=p.evaluate.next_stage_model_name,
+        min_gain=p.evaluate.promote_min_log_loss_gain, backtest=backtest, register=True,
+    )  # fmt: skip
+    for promo in promotions:
+        get_run_logger().info("%s v%s: %s", promo.model, promo.version, promo.reason)
+    return run_id, promotions
+
+
+@task(
+    name="load champion",
+    cache_policy=NO_CACHE,
+    retries=REGISTRY_RETRIES,
+    retry_delay_seconds=2,
+    retry_condition_fn=lambda task, run, state: not _is_step_error(state),
+)
+def champion_task(p: Params):
+    from pipelines.tracking import load_champion
+
+    return load_champion(
+        close_model_name=p.evaluate.close_model_name,
+        next_stage_model_name=p.evaluate.next_stage_model_name,
+    )
+
+
+@task(name="score and export", cache_policy=NO_CACHE)
+def score_task(folder: Path, out: Path, p: Params, champion, as_of):
+    from pipelines.scoring import format_score, run_score
+
+    run = run_score(
+        folder=folder, out=out, funnel=p.funnel.to_funnel(), features=p.features,
+        score=p.score, champion=champion,
+        horizon_days=champion.horizon_days or p.train.horizon_days, as_of=as_of,
+    )  # fmt: skip
+    for line in format_score(run).splitlines():
+        get_run_logger().info(line)
+    return run
+
+
+@flow(name="train")
+def train_flow(params_file: str = "params.yaml", data: str | None = None, as_of: str | None = None):
+    """load → validate → features → backtest → fit → register (gated promotion)."""
+    p = load_params(Path(params_file))
+    folder = Path(data) if data else p.paths.raw
+    crm = load_crm_task(folder, p)
+    final, backtest = fit_task(crm, folder, p, _when(as_of))
+    run_id, promotions = register_task(final, backtest, p)
+    return Trained(final, backtest, run_id, promotions)
+
+
+@flow(name="daily_score")
+def daily_score_flow(
+    params_file: str = "params.yaml",
+    data: str | None = None,
+    as_of: str | None = None,
+    out: str | None = None,
+):
+    """load → validate → features as of today → score with @champion → export."""
+    p = load_params(Path(params_file))
+    champion = champion_task(p)
+    folder = Path(data) if data else p.paths.raw
+    return score_task(folder, Path(out) if out else p.paths.exports, p, champion, _when(as_of))
+
+
+FLOWS = {"train": train_flow, "daily_score": daily_score_flow}
+
+
+def _when(value: str | None):
+    import pandas as pd
+
+    if value is None:
+        return None
+    ts = pd.Timestamp(value)
+    return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
+
+
+def _is_step_error(state) -> bool:
+    from pipelines.steps import StepError
+
+    try:
+        state.result()
+    except StepError:
+        return True
+    except Exception:  # noqa: BLE001 - any other failure may be transient
+        return False
+    return False

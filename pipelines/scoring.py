@@ -1,0 +1,190 @@
+"""The ``score`` step: load the CRM -> score every open deal with the champion -> write the
+prioritised-leads export (``prioritised_leads_<DATE>.csv``, ``.xlsx`` and ``.parquet``).
+
+``as_of`` defaults to the data's end (``features.data_end``, else its latest event), not
+the wall clock: an extract from last night scored "now" would age every deal by the hours
+since, and a stale demo extract by months. With ``owners`` only their deals are written
+(file names get ``_owner-<id>`` suffixes, so the team-wide export is never overwritten);
+``rank`` stays the team-wide rank and ``owner_rank`` is the rank within each owner.
+Every file is replaced atomically; the CSV and XLSX bytes depend only on the data, the
+models and the params.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from crm.schemas import Funnel
+from pipelines.io import write_bytes_atomic
+from pipelines.params import FeaturesParams, ScoreParams
+
+log = logging.getLogger(__name__)
+
+STEM = "prioritised_leads"
+
+
+@dataclass(frozen=True)
+class ScoringRun:
+    """What ``run_score`` scored and wrote; ``messages`` are for the user."""
+
+    leads: pd.DataFrame
+    as_of: pd.Timestamp
+    open_deals: int
+    seconds: float
+    files: dict[str, Path]
+    messages: list[str] = field(default_factory=list)
+
+
+def run_score(
+    *,
+    folder: Path,
+    out: Path,
+    funnel: Funnel,
+    features: FeaturesParams,
+    score: ScoreParams,
+    champion,
+    horizon_days: int,
+    as_of: pd.Timestamp | None,
+    owners: tuple[str, ...] = (),
+) -> ScoringRun:
+    """Score and write; raise ``StepError`` on unusable data or nothing to export.
+
+    ``champion`` is a :class:`pipelines.tracking.Champion` (or anything with its fields);
+    ``horizon_days`` what ``p_win`` means (the champion's training horizon).
+    """
+    from features.snapshots import latest_timestamp
+    from pipelines.modelling import fingerprint
+    from pipelines.steps import StepError, load_and_validate
+    from serving.score import (
+        FeatureMismatchError,
+        NoOpenDealsError,
+        for_owners,
+        score_open_deals,
+    )
+
+    result = load_and_validate(folder, funnel=funnel, as_of=None)
+    if result.data is None:
+        raise StepError(f"{folder}: the CRM data is not usable\n{result.report.to_text()}")
+    data = result.data
+    data_end = _utc(features.data_end) if features.data_end else latest_timestamp(data)
+    when = data_end if as_of is None else as_of
+    messages = _as_of_messages(when, data_end)
+    started = time.perf_counter()
+    try:
+        leads = score_open_deals(
+            data, close=champion.close, next_stage=champion.next_stage, funnel=funnel,
+            as_of=when, windows_days=features.windows_days, trend_days=features.trend_days,
+            recency_channels=features.recency_channels,
+            prior_strength=features.prior_strength, horizon_days=horizon_days,
+            priority=score.priority, top_reasons=score.top_reasons,
+            model_version=champion.close_version,
+            next_stage_model_version=champion.next_stage_version,
+            data_fingerprint=fingerprint(data),
+        )  # fmt: skip
+    except NoOpenDealsError:
+        raise StepError(
+            f"the data has no deal open at {when}: nothing to score (choose another --as-of)"
+        ) from None
+    except FeatureMismatchError as error:
+        raise StepError(str(error)) from None
+    seconds = time.perf_counter() - started
+    open_deals = len(leads)
+    if owners:
+        leads = _only(leads, owners, when, for_owners)
+    files = write_export(leads, Path(out), as_of=when, horizon_days=horizon_days,
+                         priority=score.priority, owners=owners)  # fmt: skip
+    log.info("scored %d open deals in %.1f s", open_deals, seconds)
+    return ScoringRun(leads, when, open_deals, seconds, files, messages)
+
+
+def _utc(value) -> pd.Timestamp:
+    t = pd.Timestamp(value)
+    return t.tz_localize("UTC") if t.tzinfo is None else t.tz_convert("UTC")
+
+
+def _as_of_messages(when: pd.Timestamp, data_end: pd.Timestamp) -> list[str]:
+    if when <= data_end:
+        return []
+    days = (when - data_end) / pd.Timedelta(days=1)
+    return [
+        f"--as-of is {days:.0f} days after the data's latest event {data_end}: "
+        "days since the last touch and in stage keep growing as if nothing happened since"
+    ]
+
+
+def _only(leads: pd.DataFrame, owners: tuple[str, ...], when, for_owners) -> pd.DataFrame:
+    from pipelines.steps import StepError
+
+    picked = for_owners(leads, owners)
+    if picked.empty:
+        raise StepError(
+            f"no open deal at {when} belongs to owner(s) {', '.join(owners)}: nothing to export"
+        )
+    unknown = sorted(set(owners) - set(picked["owner_id"].dropna()))
+    if unknown:
+        log.warning("no open deals for owner(s) %s", ", ".join(unknown))
+    return picked
+
+
+def export_stem(as_of: pd.Timestamp, owners: tuple[str, ...] = ()) -> str:
+    """``prioritised_leads_<YYYY-MM-DD>`` plus ``_owner-<id>`` per owner (sorted, safe)."""
+    stem = f"{STEM}_{as_of.date().isoformat()}"
+    for owner in sorted(set(owners)):
+        stem += "_owner-" + re.sub(r"[^A-Za-z0-9._-]+", "-", owner)
+    return stem
+
+
+def write_export(
+    leads: pd.DataFrame,
+    out: Path,
+    *,
+    as_of: pd.Timestamp,
+    horizon_days: int,
+    priority: str,
+    owners: tuple[str, ...] = (),
+) -> dict[str, Path]:
+    """Write the CSV, XLSX and Parquet files atomically; return their paths."""
+    from crm.write import write_frame
+    from serving.export import about_table, csv_bytes, xlsx_bytes
+
+    stem = export_stem(as_of, owners)
+    files = {fmt: out / f"{stem}.{fmt}" for fmt in ("csv", "xlsx", "parquet")}
+    first = leads.iloc[0] if len(leads) else None
+    about = about_table(
+        as_of=as_of, horizon_days=horizon_days, priority=priority, rows=len(leads),
+        model_version=str(first["model_version"]) if first is not None else "",
+        next_stage_model_version=None if first is None or pd.isna(
+            first["next_stage_model_version"]) else str(first["next_stage_model_version"]),
+        data_fingerprint=str(first["data_fingerprint"]) if first is not None else "",
+        owners=owners,
+    )  # fmt: skip
+    write_bytes_atomic(files["csv"], csv_bytes(leads))
+    write_bytes_atomic(files["xlsx"], xlsx_bytes(leads, about=about, as_of=as_of))
+    write_frame(leads, files["parquet"])
+    return files
+
+
+def format_score(run: ScoringRun, *, top: int = 10) -> str:
+    """What the CLI prints: how many deals, how long, and the top of the list."""
+    leads = run.leads
+    lines = [
+        f"scored {run.open_deals:,} deals open at {run.as_of} in {run.seconds:.1f} s"
+        + (f"; exporting {len(leads):,}" if len(leads) != run.open_deals else ""),
+        *run.messages,
+        f"{'rank':>5}  {'deal_id':<14}{'owner_id':<12}{'stage':<13}{'amount':>12}"
+        f"{'p_win':>7}{'exp. value':>12}",
+    ]
+    for row in leads.head(top).itertuples(index=False):
+        amount = "" if pd.isna(row.amount) else f"{row.amount:,.0f}"
+        value = "" if pd.isna(row.expected_value) else f"{row.expected_value:,.0f}"
+        lines.append(
+            f"{row.rank:>5}  {row.deal_id:<14}{str(row.owner_id):<12}{str(row.stage):<13}"
+            f"{amount:>12}{row.p_win:>7.3f}{value:>12}"
+        )
+    return "\n".join(lines)

@@ -1,0 +1,217 @@
+"""The prioritised-leads table as file bytes: CSV for machines, XLSX for sales ops.
+
+Pure: frames in, bytes out (the shell writes them). Both are deterministic: the same frame
+gives the same bytes.
+
+CSV: UTF-8 without BOM, comma separated, ``"\\n"`` line endings, the columns of
+:data:`serving.score.COLUMNS` in that order, cells quoted only when they must be.
+Probabilities have 4 decimals, money 2, days and ranks none; ``as_of`` is ISO 8601 UTC
+(``2026-06-29T23:54:12Z``); missing values are empty cells.
+
+XLSX: sheet ``leads`` holds the same table (bold, frozen header row, autofilter on every
+column so a rep filters on ``owner_id``, percentages and thousands formatted); sheet
+``about`` says what the columns mean (what p_win is, the horizon, the priority rule, the
+model versions, the data fingerprint). Workbook properties carry a fixed timestamp (the
+scoring moment) and zip entries a fixed date, so the bytes do not depend on the clock.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import zipfile
+from collections.abc import Callable
+from datetime import datetime
+
+import pandas as pd
+
+from serving.score import COLUMNS
+
+PROBABILITIES = ("p_win", "p_next_stage")
+MONEY = ("amount", "expected_value")
+WHOLE = ("rank", "owner_rank", "days_in_stage", "horizon_days")
+WIDTHS = {
+    "rank": 7,
+    "owner_rank": 11,
+    "deal_id": 14,
+    "account_id": 14,
+    "owner_id": 12,
+    "stage": 13,
+    "days_in_stage": 13,
+    "amount": 14,
+    "p_win": 9,
+    "expected_value": 15,
+    "next_stage": 13,
+    "p_next_stage": 13,
+    "reasons_up": 70,
+    "reasons_down": 70,
+    "horizon_days": 13,
+    "as_of": 21,
+    "model_version": 32,
+    "next_stage_model_version": 28,
+    "data_fingerprint": 19,
+}
+ZIP_DATE = (1980, 1, 1, 0, 0, 0)
+
+
+def csv_bytes(frame: pd.DataFrame) -> bytes:
+    """The export as CSV bytes (see module docstring)."""
+    columns = _columns(frame)
+    formats = [_formatter(c) for c in columns]
+    buffer = io.StringIO(newline="")
+    writer = csv.writer(buffer, lineterminator="\n", quoting=csv.QUOTE_MINIMAL)
+    writer.writerow(columns)
+    values = [frame[c].astype("object").tolist() for c in columns]
+    for row in zip(*values, strict=True):
+        writer.writerow([fmt(v) for fmt, v in zip(formats, row, strict=True)])
+    return buffer.getvalue().encode("utf-8")
+
+
+def _columns(frame: pd.DataFrame) -> list[str]:
+    missing = [c for c in COLUMNS if c not in frame]
+    if missing:
+        raise ValueError(f"the export lacks columns {missing}")
+    return list(COLUMNS)
+
+
+def _missing(value) -> bool:
+    return value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value))
+
+
+def _formatter(column: str) -> Callable[[object], str]:
+    if column in PROBABILITIES:
+        return lambda v: "" if _missing(v) else f"{float(v):.4f}"
+    if column in MONEY:
+        return lambda v: "" if _missing(v) else f"{float(v) + 0.0:.2f}"
+    if column in WHOLE:
+        return lambda v: "" if _missing(v) else str(int(v))
+    if column == "as_of":
+        return lambda v: "" if _missing(v) else iso_utc(v)
+    return lambda v: "" if _missing(v) else str(v)
+
+
+def iso_utc(value) -> str:
+    """A timestamp as ``YYYY-MM-DDTHH:MM:SSZ`` (UTC; naive means UTC)."""
+    t = pd.Timestamp(value)
+    t = t.tz_localize("UTC") if t.tzinfo is None else t.tz_convert("UTC")
+    return t.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def xlsx_bytes(frame: pd.DataFrame, *, about: dict[str, str], as_of: pd.Timestamp) -> bytes:
+    """The export as an Excel workbook (see module docstring).
+
+    ``about`` is the key -> text table of the ``about`` sheet; ``as_of`` becomes the
+    workbook's created/modified time.
+    """
+    from openpyxl import Workbook
+
+    wb = Workbook()
+    _leads_sheet(wb.active, frame)
+    notes = wb.create_sheet("about")
+    for key, text in about.items():
+        notes.append([key, text])
+    notes.column_dimensions["A"].width = 26
+    notes.column_dimensions["B"].width = 110
+    stamp = pd.Timestamp(as_of).tz_convert("UTC").tz_localize(None).floor("s").to_pydatetime()
+    return _deterministic_zip(wb, stamp)
+
+
+def _leads_sheet(ws, frame: pd.DataFrame) -> None:
+    from openpyxl.styles import Font
+    from openpyxl.utils import get_column_letter
+
+    columns = _columns(frame)
+    ws.title = "leads"
+    ws.append(columns)
+    for cell in ws[1]:
+        cell.font = Font(bold=True)
+    values = [frame[c].astype("object").tolist() for c in columns]
+    converters = [_cell_value(c) for c in columns]
+    for row in zip(*values, strict=True):
+        ws.append([conv(v) for conv, v in zip(converters, row, strict=True)])
+    for i, column in enumerate(columns, 1):
+        letter = get_column_letter(i)
+        ws.column_dimensions[letter].width = WIDTHS.get(column, 14)
+        number_format = _number_format(column)
+        if number_format:
+            for (cell,) in ws.iter_rows(min_row=2, min_col=i, max_col=i):
+                cell.number_format = number_format
+    ws.freeze_panes = "A2"
+    ws.auto_filter.ref = f"A1:{get_column_letter(len(columns))}{max(len(frame) + 1, 1)}"
+
+
+def _cell_value(column: str) -> Callable[[object], object]:
+    if column in PROBABILITIES or column in MONEY:
+        return lambda v: None if _missing(v) else float(v)
+    if column in WHOLE:
+        return lambda v: None if _missing(v) else int(v)
+    if column == "as_of":
+        return lambda v: None if _missing(v) else iso_utc(v)
+    return lambda v: None if _missing(v) else str(v)
+
+
+def _number_format(column: str) -> str | None:
+    if column in PROBABILITIES:
+        return "0.0%"
+    if column in MONEY:
+        return "#,##0.00"
+    return None
+
+
+def _deterministic_zip(wb, stamp: datetime) -> bytes:
+    """Save without openpyxl's clock (it stamps ``modified`` and zip entries with now)."""
+    from openpyxl.writer.excel import ExcelWriter
+
+    wb.properties.created = stamp
+    wb.properties.modified = stamp
+    raw = io.BytesIO()
+    with zipfile.ZipFile(raw, "w", zipfile.ZIP_DEFLATED, allowZip64=True) as archive:
+        ExcelWriter(wb, archive).save()
+    out = io.BytesIO()
+    with (
+        zipfile.ZipFile(raw) as source,
+        zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as target,
+    ):
+        for info in source.infolist():
+            entry = zipfile.ZipInfo(info.filename, date_time=ZIP_DATE)
+            entry.compress_type = zipfile.ZIP_DEFLATED
+            entry.external_attr = 0o600 << 16
+            target.writestr(entry, source.read(info.filename))
+    return out.getvalue()
+
+
+def about_table(
+    *,
+    as_of: pd.Timestamp,
+    horizon_days: int,
+    priority: str,
+    rows: int,
+    model_version: str,
+    next_stage_model_version: str | None,
+    data_fingerprint: str,
+    owners: tuple[str, ...] = (),
+) -> dict[str, str]:
+    """What the ``about`` sheet says: the meaning of the scores and where they came from."""
+    rule = (
+        "expected_value = p_win x amount, highest first (ties: p_win, then deal_id)"
+        if priority == "expected_value"
+        else "p_win, highest first (ties: expected_value, then deal_id)"
+    )
+    return {
+        "scored as of": iso_utc(as_of),
+        "p_win": f"probability that the deal is won within {horizon_days} days of the as-of "
+        "moment (calibrated; 0.25 = one in four such deals is won)",
+        "expected_value": "p_win x amount (empty when the deal has no amount)",
+        "next_stage": "the most likely next state (an open stage, won or lost); "
+        "p_next_stage is its probability",
+        "days_in_stage": "whole days since the deal entered its current stage",
+        "reasons_up / reasons_down": "the strongest drivers raising / lowering p_win for this deal",
+        "priority": rule,
+        "rank / owner_rank": "rank over the whole team / within the deal's owner",
+        "owners": ", ".join(owners) if owners else "all",
+        "deals": str(rows),
+        "close model": model_version,
+        "next-stage model": next_stage_model_version or "none",
+        "data fingerprint": data_fingerprint,
+    }

@@ -1,0 +1,127 @@
+"""``dealcast score`` end to end on small generated data with a temporary MLflow store:
+no champion -> exit 2; train; score -> three files, byte-identical CSV on a rerun; owner
+filter; a date with no open deal -> exit 2."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+from openpyxl import load_workbook
+from typer.testing import CliRunner
+
+from crm.schemas import Funnel
+from crm.synthetic import generate_crm
+from crm.write import write_crm
+from features.snapshots import open_deals_at
+from pipelines.cli import app
+from serving.score import COLUMNS
+
+ROOT = Path(__file__).resolve().parents[2]
+AS_OF = "2026-03-02"
+STEM = f"prioritised_leads_{AS_OF}"
+
+
+def invoke(*args):
+    return CliRunner().invoke(app, [str(a) for a in args], catch_exceptions=False)
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory):
+    """A folder with a small CRM, fast params and its own (empty) MLflow store."""
+    folder = tmp_path_factory.mktemp("scoring")
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params["paths"] = {k: str(folder / v) for k, v in params["paths"].items()}
+    params["train"]["close"] |= {"n_estimators": 40, "learning_rate": 0.1}
+    params["train"]["next_stage"] |= {"n_estimators": 25, "learning_rate": 0.15}
+    (folder / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    funnel = Funnel(stages=tuple(params["funnel"]["stages"]), won_label="won", lost_label="lost")
+    crm = generate_crm(
+        n_deals=800, seed=5, start=pd.Timestamp("2024-01-01", tz="UTC"),
+        as_of=pd.Timestamp("2026-06-30", tz="UTC"), funnel=funnel, messy=False,
+    )  # fmt: skip
+    write_crm(crm.data, folder / "raw", fmt="parquet")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(folder)
+        mp.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{folder / 'mlflow.db'}")
+        yield folder, crm.data
+
+
+def _score(folder: Path, *extra):
+    return invoke(
+        "score", "--data", folder / "raw", "--as-of", AS_OF, "--params", folder / "params.yaml",
+        *extra,
+    )  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def trained(project):
+    """The project after ``dealcast train`` and a first ``dealcast score``."""
+    folder, data = project
+    trained = invoke(
+        "train", "--data", folder / "raw", "--as-of", AS_OF, "--params", folder / "params.yaml"
+    )
+    assert trained.exit_code == 0, trained.output
+    result = _score(folder)
+    assert result.exit_code == 0, result.output
+    return folder, data
+
+
+def test_score_before_any_training_says_to_train_first(project, tmp_path, monkeypatch):
+    folder, _ = project
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'empty.db'}")
+    result = _score(folder, "--out", tmp_path / "out")
+    assert result.exit_code == 2
+    assert "no champion model yet: run `dealcast train` (or `make demo`) first" in result.output
+    assert not (tmp_path / "out").exists()
+
+
+def test_score_writes_a_reproducible_ranked_export(trained):
+    folder, data = trained
+    exports = folder / "data/exports"
+    files = {fmt: exports / f"{STEM}.{fmt}" for fmt in ("csv", "xlsx", "parquet")}
+    assert all(p.exists() for p in files.values())
+    first = files["csv"].read_bytes()
+    leads = pd.read_csv(files["csv"])
+    assert list(leads.columns) == list(COLUMNS)
+    as_of = pd.DatetimeIndex([pd.Timestamp(AS_OF, tz="UTC")])
+    assert sorted(leads["deal_id"]) == sorted(open_deals_at(data.deals, as_of)["deal_id"])
+    assert leads["rank"].tolist() == list(range(1, len(leads) + 1))
+    assert leads["model_version"].eq("dealcast-close-probability v1").all()
+    assert leads["data_fingerprint"].nunique() == 1
+    assert pd.read_parquet(files["parquet"])["deal_id"].tolist() == leads["deal_id"].tolist()
+    sheet = load_workbook(io.BytesIO(files["xlsx"].read_bytes()))["leads"]
+    assert sheet.max_row == len(leads) + 1
+
+    again = _score(folder)
+    assert again.exit_code == 0, again.output
+    assert files["csv"].read_bytes() == first
+    assert not [p for p in exports.iterdir() if p.name.startswith(".")]  # no temp files left
+
+
+def test_owner_filter_exports_only_their_deals_with_team_ranks(trained):
+    folder, _ = trained
+    full = pd.read_csv(folder / f"data/exports/{STEM}.csv")
+    owners = full["owner_id"].value_counts().index[:2].tolist()
+    result = _score(folder, "--owner", owners[0], "--owner", owners[1], "--out", folder / "mine")
+    assert result.exit_code == 0, result.output
+    name = f"{STEM}_owner-{min(owners)}_owner-{max(owners)}.csv"
+    mine = pd.read_csv(folder / "mine" / name)
+    assert set(mine["owner_id"]) == set(owners)
+    expected = full[full["owner_id"].isin(owners)].reset_index(drop=True)
+    pd.testing.assert_frame_equal(mine, expected)
+
+
+def test_unknown_owner_and_a_date_without_open_deals_exit_2(trained):
+    folder, _ = trained
+    result = _score(folder, "--owner", "nobody", "--out", folder / "none")
+    assert result.exit_code == 2 and "owner(s) nobody" in result.output
+    result = invoke(
+        "score", "--data", folder / "raw", "--as-of", "2023-06-01",
+        "--params", folder / "params.yaml", "--out", folder / "none",
+    )  # fmt: skip
+    assert result.exit_code == 2 and "no deal open at 2023-06-01" in result.output
+    assert not (folder / "none").exists()

@@ -1,0 +1,285 @@
+"""The scoring API in-process, around a fake scorer built from a small literal frame."""
+
+from __future__ import annotations
+
+import copy
+
+import pandas as pd
+import pytest
+from fastapi.testclient import TestClient
+
+from crm.data import CRMData
+from crm.schemas import Funnel
+from serving.api import create_app
+
+FUNNEL = Funnel(stages=("lead", "qualified", "proposal"), won_label="Closed Won", lost_label="Lost")
+TOKEN = "s3cret-token-for-tests"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+AS_OF = pd.Timestamp("2026-06-30", tz="UTC")
+
+RANKED = pd.DataFrame(
+    {
+        "rank": [1, 2, 3, 4],
+        "deal_id": ["D1", "D2", "D3", "D4"],
+        "account_id": ["A1", "A2", "A1", None],
+        "owner_id": ["ann", "bob", "ann", "ann"],
+        "stage": ["proposal", "qualified", "lead", "qualified"],
+        "days_in_stage": [3, 10, 40, 1],
+        "amount": [50000.0, 20000.0, 30000.0, None],
+        "p_win": [0.6, 0.5, 0.1, 0.4],
+        "expected_value": [30000.0, 10000.0, 3000.0, None],
+        "next_stage": ["won", "proposal", "qualified", "proposal"],
+        "p_next_stage": [0.5, 0.4, 0.3, 0.35],
+        "reasons_up": ["recent meeting", "", "", ""],
+        "reasons_down": ["", "", "no touches in 30 days", ""],
+        "model_version": "3",
+        "data_fingerprint": "abc123",
+    }
+)
+
+
+class FakeScorer:
+    """Ranks the literal frame; scores a posted deal as one row, remembering its input."""
+
+    as_of = AS_OF
+    model_versions = {"close": "3", "next_stage": "2"}
+
+    def __init__(self) -> None:
+        self.seen: list[CRMData] = []
+
+    def ranked(self) -> pd.DataFrame:
+        return RANKED
+
+    def score_deal(self, history: CRMData) -> pd.DataFrame:
+        self.seen.append(history)
+        deal = history.deals.iloc[0]
+        if deal["deal_id"] == "NOT-OPEN":
+            raise ValueError("deal NOT-OPEN is not open at 2026-06-30")
+        row = RANKED.iloc[[1]].assign(deal_id=deal["deal_id"], amount=deal["amount"])
+        return row.assign(expected_value=row["p_win"] * row["amount"])
+
+
+BODY = {
+    "deal": {
+        "deal_id": "NEW1",
+        "created_at": "2026-05-04T10:00:00Z",
+        "account_id": "A1",
+        "owner_id": "ann",
+        "amount": 42000,
+        "source": "inbound",
+        "region": "EMEA",
+    },
+    "stage_history": [
+        {"stage": "lead", "entered_at": "2026-05-04T10:00:00Z"},
+        {"stage": "Qualified", "entered_at": "2026-05-20"},
+    ],
+    "touchpoints": [
+        {"deal_id": "NEW1", "occurred_at": "2026-05-21T09:00:00Z", "channel": "meeting"},
+        {"account_id": "A1", "occurred_at": "2026-05-22T09:00:00Z", "channel": "email"},
+    ],
+}
+
+
+@pytest.fixture
+def scorer():
+    return FakeScorer()
+
+
+def _client(scorer, *, token: str | None = TOKEN, max_body_bytes=20_000, max_rows=50):
+    app = create_app(
+        scorer=scorer, token=token, max_body_bytes=max_body_bytes, max_rows=max_rows, funnel=FUNNEL
+    )
+    return TestClient(app)
+
+
+@pytest.fixture
+def client(scorer):
+    return _client(scorer)
+
+
+def _body(**changes) -> dict:
+    """BODY with ``changes``: ``{"deal.amount": -1, "touchpoints.1.deal_id": None}``."""
+    body = copy.deepcopy(BODY)
+    for path, value in changes.items():
+        *parents, leaf = path.split(".")
+        target = body
+        for part in parents:
+            target = target[int(part)] if part.isdigit() else target[part]
+        target[int(leaf) if leaf.isdigit() else leaf] = value
+    return body
+
+
+def test_health_needs_no_token_and_reports_models_and_data(client):
+    response = client.get("/health")
+    assert response.status_code == 200
+    assert response.json() == {
+        "status": "ok",
+        "as_of": "2026-06-30T00:00:00+00:00",
+        "model_versions": {"close": "3", "next_stage": "2"},
+        "n_open_deals": 4,
+    }
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [{}, {"Authorization": "Bearer wrong"}, {"Authorization": f"Basic {TOKEN}"},
+     {"Authorization": TOKEN}],
+)  # fmt: skip
+def test_missing_or_wrong_token_is_401(client, headers):
+    listing = client.get("/deals", headers=headers)
+    for response in (listing, client.post("/score", json=BODY, headers=headers)):
+        assert response.status_code == 401
+        assert response.json()["error"] == "unauthorized"
+        assert response.headers["www-authenticate"] == "Bearer"
+
+
+def test_right_token_lists_every_deal_in_rank_order(client):
+    response = client.get("/deals", headers=AUTH)
+    assert response.status_code == 200
+    body = response.json()
+    assert body["as_of"] == "2026-06-30T00:00:00+00:00"
+    assert (body["total"], body["count"]) == (4, 4)
+    assert [d["deal_id"] for d in body["deals"]] == ["D1", "D2", "D3", "D4"]
+    assert body["deals"][3]["amount"] is None and body["deals"][0]["p_win"] == 0.6
+
+
+def test_no_token_configured_means_no_auth_but_an_empty_token_is_refused(scorer):
+    assert _client(scorer, token=None).get("/deals").status_code == 200
+    with pytest.raises(ValueError, match="empty token"):
+        _client(scorer, token=" ")
+
+
+@pytest.mark.parametrize(
+    ("query", "expected", "total"),
+    [
+        ("owner=ann", ["D1", "D3", "D4"], 3),
+        ("stage=qualified", ["D2", "D4"], 2),
+        ("owner=ann&stage=qualified", ["D4"], 1),
+        ("owner=ann&limit=2", ["D1", "D3"], 3),
+        ("owner=nobody", [], 0),
+    ],
+)
+def test_filters_and_limit(client, query, expected, total):
+    body = client.get(f"/deals?{query}", headers=AUTH).json()
+    assert [d["deal_id"] for d in body["deals"]] == expected
+    assert body["total"] == total and body["count"] == len(expected)
+
+
+@pytest.mark.parametrize("query", ["limit=0", "limit=1001", "limit=ten", "stage=won"])
+def test_bad_query_is_422_naming_the_parameter(client, query):
+    response = client.get(f"/deals?{query}", headers=AUTH)
+    assert response.status_code == 422
+    problem = response.json()["problems"][0]
+    assert (problem["table"], problem["field"]) == ("query", query.split("=")[0])
+
+
+def test_score_valid_body_returns_one_row_and_passes_typed_tables(client, scorer):
+    response = client.post("/score", json=BODY, headers=AUTH)
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["count"] == 1 and body["deals"][0]["deal_id"] == "NEW1"
+    assert body["deals"][0]["expected_value"] == pytest.approx(0.5 * 42000)
+    history = scorer.seen[-1]
+    assert history.deals["created_at"].dtype == "datetime64[us, UTC]"
+    assert history.deals["amount"].tolist() == [42000.0]
+    assert history.stage_history["stage"].tolist() == ["lead", "qualified"]
+    assert history.stage_history["deal_id"].tolist() == ["NEW1", "NEW1"]
+    assert history.touchpoints["deal_id"].isna().tolist() == [False, True]
+    assert "region" in history.deals  # a custom attribute is kept
+
+
+def test_score_returns_warnings_for_rows_after_as_of(client):
+    body = _body(**{"touchpoints.0.occurred_at": "2026-07-15T00:00:00Z"})
+    response = client.post("/score", json=body, headers=AUTH)
+    assert response.status_code == 200
+    warning = response.json()["warnings"][0]
+    assert (warning["table"], warning["field"], warning["row"], warning["rule"]) == (
+        "touchpoints", "occurred_at", 1, "future_timestamp",
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("changes", "table", "field", "row"),
+    [
+        ({"deal.created_at": "yesterday"}, "deal", "created_at", None),
+        ({"stage_history.1.entered_at": "31/12/2025"}, "stage_history", "entered_at", 2),
+        ({"deal.amount": -5}, "deal", "amount", None),
+        ({"deal.amount": "lots"}, "deal", "amount", None),
+        ({"stage_history.0.stage": "discovery"}, "stage_history", "stage", 1),
+        ({"deal.closed_at": "2026-06-01T00:00:00Z"}, "deal", "outcome", None),
+        ({"touchpoints.1.account_id": None}, "touchpoints", "deal_id", 2),
+        ({"touchpoints.0.channel": None}, "touchpoints", "channel", 1),
+        ({"deal.deal_id": None}, "deal", "deal_id", None),
+        ({"deal.nested": {"a": 1}}, "deal", "nested", None),
+        ({"touchpoints.0.deal_id": "OTHER"}, "touchpoints", "deal_id", 1),
+        ({"stage_history.1.deal_id": "OTHER"}, "stage_history", "deal_id", 2),
+    ],
+    ids=[
+        "bad-timestamp", "day-first-date", "negative-amount", "amount-not-number",
+        "unknown-stage", "closed-without-outcome", "touchpoint-without-target",
+        "touchpoint-without-channel", "deal-without-id", "nested-attribute",
+        "touchpoint-of-other-deal", "stage-row-of-other-deal",
+    ],
+)  # fmt: skip
+def test_invalid_body_is_422_naming_table_field_and_row(client, changes, table, field, row):
+    response = client.post("/score", json=_body(**changes), headers=AUTH)
+    assert response.status_code == 422, response.text
+    body = response.json()
+    assert body["error"] == "invalid_input"
+    located = [(p["table"], p["field"], p["row"]) for p in body["problems"]]
+    assert (table, field, row) in located, body
+
+
+def test_every_contract_problem_is_reported_at_once(client):
+    body = _body(**{"deal.created_at": "2026-13-04", "deal.amount": -3,
+                    "touchpoints.1.account_id": None})  # fmt: skip
+    response = client.post("/score", json=body, headers=AUTH)
+    assert response.status_code == 422
+    rules = {(p["table"], p["field"], p["rule"]) for p in response.json()["problems"]}
+    assert rules >= {
+        ("deal", "created_at", "unparseable_value"),
+        ("deal", "amount", "negative_value"),
+        ("touchpoints", "deal_id", "touchpoint_without_target"),
+    }, rules
+
+
+def test_closed_deal_and_unscorable_deal_are_422(client):
+    closed = _body(**{"deal.closed_at": "2026-06-01T00:00:00Z", "deal.outcome": "Closed Won"})
+    response = client.post("/score", json=closed, headers=AUTH)
+    assert response.status_code == 422 and response.json()["problems"][0]["rule"] == "deal_closed"
+    gone = client.post("/score", json=_body(**{"deal.deal_id": "NOT-OPEN"}) | {"touchpoints": []},
+                       headers=AUTH)  # fmt: skip
+    assert gone.status_code == 422 and "not open" in gone.json()["problems"][0]["message"]
+
+
+def test_malformed_json_is_422(client):
+    headers = AUTH | {"Content-Type": "application/json"}
+    response = client.post("/score", content=b"{not json", headers=headers)
+    assert response.status_code == 422
+
+
+def test_oversize_body_is_413_by_header_and_by_bytes_received(scorer):
+    client = _client(scorer, max_body_bytes=2_000)
+    big = _body(**{"deal.notes": "x" * 3_000})
+    assert client.post("/score", json=big, headers=AUTH).status_code == 413
+    chunks = iter([b'{"deal": {"notes": "', b"x" * 3_000, b'"}}'])  # no Content-Length
+    headers = AUTH | {"Content-Type": "application/json"}
+    response = client.post("/score", content=chunks, headers=headers)
+    assert response.status_code == 413
+    assert response.json()["error"] == "too_large"
+
+
+def test_too_many_rows_is_413(scorer):
+    client = _client(scorer, max_rows=4)
+    assert client.post("/score", json=BODY, headers=AUTH).status_code == 413  # 1 + 2 + 2 rows
+
+
+def test_openapi_describes_the_three_paths_with_an_example(client):
+    spec = client.get("/openapi.json").json()
+    assert {"/health", "/deals", "/score"} <= set(spec["paths"])
+    body = spec["components"]["schemas"]["ScoreRequest"]
+    assert body["examples"][0]["deal"]["deal_id"] == "D-NEW-1"
+    deal = spec["components"]["schemas"]["DealIn"]
+    assert set(deal["required"]) == {"deal_id", "created_at"}
+    assert deal["properties"]["amount"]["minimum"] == 0
+    assert "HTTPBearer" in spec["components"]["securitySchemes"]
