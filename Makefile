@@ -20,7 +20,7 @@ export UV_COMPILE_BYTECODE := 1
 # dvc stages call `dealcast`: put the venv first on PATH for everything make runs.
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: demo test lint format bench lock repro clean install
+.PHONY: demo test lint format bench lock repro clean install mlflow-ui prefect-ui
 
 demo: $(STAMP)
 	$(BIN)/dealcast demo
@@ -59,6 +59,14 @@ bench: $(STAMP)
 
 repro: $(STAMP)
 	$(BIN)/dvc repro
+
+# The UIs, on 127.0.0.1, over this project's MLflow database and Prefect home.
+mlflow-ui: $(STAMP)
+	MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false $(BIN)/mlflow ui \
+	  --backend-store-uri sqlite:///$(CURDIR)/mlflow.db --host 127.0.0.1 --port 5000 --workers 1
+
+prefect-ui: $(STAMP)
+	PREFECT_UI_ENABLED=true $(BIN)/prefect server start --host 127.0.0.1 --port 4200
 
 # Re-resolve the lock file after changing dependencies in pyproject.toml.
 lock:

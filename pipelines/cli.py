@@ -7,6 +7,7 @@ tool environment variables are set (``pipelines.env.configure``) before they loa
 from __future__ import annotations
 
 import functools
+import os
 import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -354,8 +355,17 @@ def flow_command(
 @app.command("schedule")
 @handled
 def schedule_command(params: ParamsOpt = Path("params.yaml")) -> None:
-    """Serve the daily_score flow on the cron in params.yaml (runs until stopped)."""
+    """Serve the daily_score flow on the cron in params.yaml (runs until stopped).
+
+    Needs a Prefect server (its scheduler creates the runs): `make prefect-ui` in another
+    terminal, then PREFECT_API_URL=http://127.0.0.1:4200/api dealcast schedule."""
     p = load_params(params)
+    if not os.environ.get("PREFECT_API_URL"):
+        raise fail(
+            "a schedule needs a running Prefect server (the temporary one cannot schedule): "
+            "start one with `make prefect-ui` (or `prefect server start`) in another terminal, "
+            "then run PREFECT_API_URL=http://127.0.0.1:4200/api dealcast schedule"
+        )
     from prefect.schedules import Cron
 
     from pipelines.flows import daily_score_flow

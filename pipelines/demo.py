@@ -76,10 +76,10 @@ def _where(p: Params, trained, scored) -> str:
     lines = [
         "where to look:",
         *(f"  {path}" for path in files),
-        f"  MLflow runs and the model registry: MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false "
-        f".venv/bin/mlflow ui --backend-store-uri {tracking} --workers 1",
+        f"  MLflow runs and the model registry ({tracking}): `make mlflow-ui`, then "
+        "open http://127.0.0.1:5000",
         f"  Prefect runs (kept in {os.environ.get('PREFECT_HOME', '.prefect')}): "
-        ".venv/bin/prefect server start, then open http://127.0.0.1:4200",
+        "`make prefect-ui`, then open http://127.0.0.1:4200",
         "  reproducible pipeline: source .venv/bin/activate && dvc repro",
     ]
     return "\n".join(lines)

@@ -130,3 +130,10 @@ def test_demo_runs_end_to_end_on_small_data(params_file, tmp_path, monkeypatch):
     assert leads["rank"].tolist() == list(range(1, len(leads) + 1))
     assert leads["p_win"].between(0, 1).all()
     assert (tmp_path / "data" / "reports" / "backtest" / "metrics.json").exists()
+
+
+def test_schedule_without_a_prefect_server_says_how_to_start_one(params_file, monkeypatch):
+    monkeypatch.delenv("PREFECT_API_URL", raising=False)
+    result = invoke("schedule", "--params", str(params_file))
+    assert result.exit_code == 2
+    assert "make prefect-ui" in result.output and "PREFECT_API_URL" in result.output
