@@ -82,7 +82,10 @@ class CloseProbabilityModel(ClassifierMixin, BaseEstimator):
         fit_rows, cal_rows = _time_masks(X["as_of"], self.calibration_fraction)
         self.stage_table_ = StageRateTable(prior_strength=self.stage_prior_strength)
         self.lgbm_, self.calibrated_, self.calibration_method_ = None, None, None
-        self.weight_, self.guard_ = 0.0, {"decision": "too few rows of each class"}
+        self.weight_, self.guard_ = (
+            0.0,
+            {"decision": "too few rows of each class: serving the stage-rate table"},
+        )
         if _trainable(y[fit_rows]) and _trainable(y[cal_rows]):
             self._fit_and_guard(X, y, fit_rows, cal_rows)
         self.stage_table_.fit(X, y)

@@ -65,7 +65,10 @@ class NextStageModel(BaseEstimator):
         self.matrix_ = FeatureMatrix().fit(X)
         fit_rows, cal_rows = _time_masks(X["as_of"], self.calibration_fraction)
         self.lgbm_, self.seen_ = None, np.array([], dtype=object)
-        self.weight_, self.guard_ = 0.0, {"decision": "too few rows to train"}
+        self.weight_, self.guard_ = (
+            0.0,
+            {"decision": "too few rows to train: serving the transition matrix"},
+        )
         seen = np.unique(y[fit_rows])
         if fit_rows.sum() >= MIN_ROWS and cal_rows.sum() >= MIN_ROWS and len(seen) >= 2:
             self._fit_and_guard(X, y, fit_rows, cal_rows)
