@@ -27,7 +27,7 @@ def run_demo(p: Params, *, params_file: Path, echo: Echo) -> int:
     # Prefect records every run in .prefect/; its own log lines would drown the progress.
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
     from pipelines.flows import daily_score_flow, train_flow
-    from pipelines.modelling import format_run
+    from pipelines.modelling_report import format_run
     from pipelines.scoring import format_score
 
     echo(f"[3/{STEPS}] Prefect flow 'train': features, backtest, fit on all data, register")

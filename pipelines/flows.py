@@ -52,7 +52,8 @@ def load_crm_task(folder: Path, p: Params):
 @task(name="backtest and fit", cache_policy=NO_CACHE)
 def fit_task(data, folder: Path, p: Params, as_of):
     """The backtest that gates promotion, then the fit on everything known at as_of."""
-    from pipelines.modelling import format_run, run_train_with_backtest
+    from pipelines.modelling import run_train_with_backtest
+    from pipelines.modelling_report import format_run
 
     final, backtest = run_train_with_backtest(
         folder=folder, funnel=p.funnel.to_funnel(), features=p.features, train=p.train,

@@ -6,14 +6,14 @@ only snapshots whose H-day label is known at the cutoff are used, labelled with
 ``evaluate`` trains the same way, then scores every deal open at each later snapshot and
 compares with what happened (see :mod:`models.evaluate`). Both write model files into
 ``paths.artifacts``; ``evaluate --out DIR`` writes ``metrics.json``,
-``test_predictions.parquet``, ``drivers.parquet`` and the PNG charts.
+``test_predictions.parquet``, ``drivers.parquet`` and the PNG charts (the writing is in
+:mod:`pipelines.modelling_artifacts`, the summary and printed text in
+:mod:`pipelines.modelling_report`).
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,12 +21,17 @@ import pandas as pd
 
 from crm.data import CRMData
 from crm.schemas import Funnel
+from pipelines.modelling_artifacts import fingerprint, write_evaluation, write_models
+from pipelines.modelling_report import (
+    DEFINITIONS,
+    guard_messages,
+    run_summary,
+    warn_if_no_labels,
+    window_summary,
+)
 from pipelines.params import FeaturesParams, TrainParams
 
 log = logging.getLogger(__name__)
-
-MODEL_FILE = "models.joblib"
-FEATURE_LIST_FILE = "feature_list.json"
 
 
 @dataclass(frozen=True)
@@ -203,10 +208,10 @@ def run_train(
         )
     except TrainingError as exc:
         raise StepError(str(exc)) from None
-    summary = _summary(prepared, models, train.horizon_days)
+    summary = run_summary(prepared, models, train.horizon_days)
     summary["next_stage_coverage"] = next_stage_coverage(prepared.train.labels)
-    run = ModellingRun(prepared, models, summary, messages=_guard_messages(models))
-    run.files |= _write_models(artifacts, models)
+    run = ModellingRun(prepared, models, summary, messages=guard_messages(models))
+    run.files |= write_models(artifacts, models)
     return run
 
 
@@ -256,13 +261,13 @@ def run_evaluate(
     )  # fmt: skip
     run.predictions, run.test_features = pred, test.features
     run.metrics = run.summary | {
-        "test_window": _window(p.split.test, pred),
+        "test_window": window_summary(p.split.test, pred),
         "close_probability": close_metric_table(pred),
         "next_stage": next_stage_metric_table(pred),
         "censoring": censoring_bias(pred),
         "definitions": DEFINITIONS | {"ece_bins": ece_bins},
     }
-    _warn_if_no_labels(run)
+    warn_if_no_labels(run)
     if out is not None:
         run.files |= write_evaluation(Path(out), run, test.features, train, ece_bins=ece_bins)
     return run
@@ -311,219 +316,6 @@ def run_train_with_backtest(
     return final, backtest
 
 
-DEFINITIONS = {
-    "p_win": "P(won within horizon_days of as_of), served model (calibrated LightGBM shrunk "
-    "towards the stage-rate table)",
-    "won": "won within horizon_days of as_of; empty unless as_of + horizon_days <= data_end",
-    "next_stage_true": "next state entered after as_of; empty unless known and "
-    "as_of + horizon_days <= data_end",
-    "ece": "equal-mass bins: rows sorted by p, np.array_split into ece_bins chunks",
-    "top_decile_lift": "positive rate of the ceil(10%) highest p over the overall rate",
-    "log_loss": "probabilities clipped to [1e-6, 1 - 1e-6]",
-    "top2_accuracy": "true state among the two highest p_next__* (p_next_tm__* for the matrix)",
-}
-
-
-def _summary(prepared: Prepared, models, horizon_days: int) -> dict:
-    split = prepared.split
-    close, nxt = models.close, models.next_stage
-    return {
-        "cutoff": str(prepared.cutoff),
-        "data_end": str(prepared.data_end),
-        "horizon_days": horizon_days,
-        "data_fingerprint": prepared.fingerprint,
-        "training": {
-            "rows": len(prepared.train.features),
-            "fit_dates": [str(split.fit.min()), str(split.fit.max())] if len(split.fit) else [],
-            "calibration_dates": [str(split.calibration.min()), str(split.calibration.max())]
-            if len(split.calibration)
-            else [],
-            "positive_rate": models.base_rate.rate_,
-        },
-        "close_guard": close.guard_ | {
-            "model_weight": close.weight_,
-            "calibration_method": close.calibration_method_,
-        },
-        "next_stage_guard": (nxt.guard_ | {"model_weight": nxt.weight_}) if nxt else None,
-    }  # fmt: skip
-
-
-def _guard_messages(models) -> list[str]:
-    msgs = [f"close probability: {models.close.guard_['decision']}"]
-    if models.next_stage is None:
-        msgs.append("next stage: no stage history with moves; no next-stage model")
-    else:
-        msgs.append(f"next stage: {models.next_stage.guard_['decision']}")
-    return msgs
-
-
-def _window(dates: pd.DatetimeIndex, pred: pd.DataFrame) -> dict:
-    return {
-        "first_as_of": str(dates.min()),
-        "last_as_of": str(dates.max()),
-        "rows": len(pred),
-        "rows_with_known_outcome": int(pred["won"].notna().sum()),
-        "rows_with_known_next_stage": int(pred["next_stage_true"].notna().sum())
-        if "next_stage_true" in pred
-        else 0,
-    }
-
-
-def _warn_if_no_labels(run: ModellingRun) -> None:
-    if run.metrics["test_window"]["rows_with_known_outcome"] == 0:
-        run.messages.append(
-            "no test snapshot has a known outcome yet (needs as_of + horizon_days <= data_end): "
-            "choose an earlier --as-of"
-        )
-
-
-def write_evaluation(
-    out: Path, run: ModellingRun, test_features: pd.DataFrame, train: TrainParams, *, ece_bins
-) -> dict[str, Path]:
-    """metrics.json, test_predictions.parquet, drivers.parquet and the two PNG charts."""
-    from crm.write import write_frame
-    from pipelines.io import write_json_atomic
-
-    out.mkdir(parents=True, exist_ok=True)
-    files = {"metrics": out / "metrics.json", "predictions": out / "test_predictions.parquet"}
-    write_json_atomic(files["metrics"], clean_json(run.metrics))
-    write_frame(run.predictions, files["predictions"])
-    for name, fig in charts(run.predictions, ece_bins=ece_bins).items():
-        files[name] = out / f"{name}.png"
-        fig.savefig(files[name], dpi=110)
-    drivers = explain_latest(run.models, test_features, top_n=train.explain_top_n)
-    if drivers is not None:
-        files["drivers"] = out / "drivers.parquet"
-        write_frame(drivers, files["drivers"])
-    return files
-
-
-def charts(pred: pd.DataFrame, *, ece_bins: int) -> dict:
-    """Reliability diagram and lift chart of the model and the baselines (known rows)."""
-    import matplotlib.pyplot as plt
-
-    from models.plots import lift_chart, reliability_diagram
-
-    known = pred[pred["won"].notna()]
-    y = known["won"].astype(bool).to_numpy()
-    scores = {
-        c: known[c].to_numpy(float)
-        for c in ("p_win", "p_win_stage_rate", "p_win_logreg", "p_win_base_rate")
-        if known[c].notna().all()
-    }
-    plt.close("all")
-    return {
-        "reliability": reliability_diagram(y, scores, n_bins=ece_bins),
-        "lift": lift_chart(y, scores, n_bins=10),
-    }
-
-
-def explain_latest(models, features: pd.DataFrame, *, top_n: int) -> pd.DataFrame | None:
-    """Drivers for the deals of the latest snapshot (the rows a rep would see)."""
-    from models.explain import catalogue_meanings, top_drivers
-
-    close = models.close
-    if close.lgbm_ is None or features.empty:
-        return None
-    rows = features[features["as_of"] == features["as_of"].max()].reset_index(drop=True)
-    matrix = close.matrix_.transform(rows)
-    drivers = top_drivers(
-        close.lgbm_, matrix, top_n=top_n, meanings=catalogue_meanings(list(matrix.columns))
-    )
-    keys = rows[["deal_id", "as_of"]].iloc[drivers["row"].to_numpy()].reset_index(drop=True)
-    drivers = pd.concat([keys, drivers.drop(columns="row")], axis=1)
-    drivers["value"] = drivers["value"].astype("str")
-    return drivers
-
-
-def _write_models(artifacts: Path, models) -> dict[str, Path]:
-    import joblib
-
-    from pipelines.io import write_json_atomic
-
-    artifacts = Path(artifacts)
-    artifacts.mkdir(parents=True, exist_ok=True)
-    files = {"models": artifacts / MODEL_FILE, "feature_list": artifacts / FEATURE_LIST_FILE}
-    tmp = files["models"].with_suffix(".tmp")
-    joblib.dump(models, tmp)
-    tmp.replace(files["models"])
-    write_json_atomic(files["feature_list"], feature_list(models))
-    return files
-
-
-def feature_list(models) -> list[str]:
-    return list(models.close.matrix_.columns_)
-
-
-def fingerprint(data: CRMData) -> str:
-    """SHA-256 of every table's content (row order included), 16 hex digits."""
-    digest = hashlib.sha256()
-    for name in ("deals", "accounts", "stage_history", "touchpoints"):
-        frame = data.table(name)
-        digest.update(name.encode())
-        if frame is not None:
-            digest.update(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())
-    return digest.hexdigest()[:16]
-
-
-def clean_json(value):
-    """NaN/inf -> None (strict JSON), numpy scalars -> Python."""
-    if isinstance(value, dict):
-        return {str(k): clean_json(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [clean_json(v) for v in value]
-    if hasattr(value, "item") and not isinstance(value, str):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
-
-
 def _utc(value) -> pd.Timestamp:
     t = pd.Timestamp(value)
     return t.tz_localize("UTC") if t.tzinfo is None else t.tz_convert("UTC")
-
-
-def format_run(run: ModellingRun) -> str:
-    """What the CLI prints: cutoff, training rows, guard decisions and the metric tables."""
-    s = run.summary
-    t = s["training"]
-    lines = [
-        f"cutoff {s['cutoff']}, data_end {s['data_end']}, horizon {s['horizon_days']} days",
-        f"training: {t['rows']:,} snapshots, won-within-horizon rate {t['positive_rate']:.3f}",
-        *run.messages,
-    ]
-    if run.metrics:
-        lines += _metric_lines(run.metrics)
-    return "\n".join(lines)
-
-
-def _metric_lines(m: dict) -> list[str]:
-    w = m["test_window"]
-    lines = [
-        f"test: {w['rows']:,} snapshots {w['first_as_of'][:10]} .. {w['last_as_of'][:10]}, "
-        f"{w['rows_with_known_outcome']:,} with a known outcome",
-        f"{'close probability':<18}{'AUC':>7}{'PR AUC':>8}{'logloss':>9}{'Brier':>8}"
-        f"{'ECE':>7}{'lift@10':>9}",
-    ]
-    for name, r in m["close_probability"]["overall"].items():
-        lines.append(
-            f"{name:<18}{_f(r['roc_auc']):>7}{_f(r['pr_auc']):>8}{_f(r['log_loss']):>9}"
-            f"{_f(r['brier']):>8}{_f(r['ece']):>7}{_f(r['top_decile_lift'], 2):>9}"
-        )
-    if m.get("next_stage"):
-        lines.append(f"{'next stage':<18}{'logloss':>9}{'acc':>7}{'top2':>7}")
-        for name, r in m["next_stage"]["overall"].items():
-            lines.append(
-                f"{name:<18}{_f(r['log_loss']):>9}{_f(r['accuracy']):>7}{_f(r['top2_accuracy']):>7}"
-            )
-    c = m["censoring"]
-    lines.append(
-        f"horizon cost: {c['won_after_horizon']} of {c['eventual_wins']} eventual wins came "
-        f"after the horizon (share {_f(c['share_of_positives_lost'])})"
-    )
-    return lines
-
-
-def _f(x, digits: int = 3) -> str:
-    return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.{digits}f}"

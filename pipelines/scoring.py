@@ -59,7 +59,7 @@ def run_score(
     ``horizon_days`` what ``p_win`` means (the champion's training horizon).
     """
     from features.snapshots import latest_timestamp
-    from pipelines.modelling import fingerprint
+    from pipelines.modelling_artifacts import fingerprint
     from pipelines.steps import StepError, load_and_validate
     from serving.score import (
         FeatureMismatchError,

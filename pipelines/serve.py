@@ -129,7 +129,7 @@ def build_scorer(
 ) -> CRMScorer:
     """Rank the open deals once; ``as_of`` defaults to the data's end, as ``dealcast score``."""
     from features.snapshots import latest_timestamp
-    from pipelines.modelling import fingerprint
+    from pipelines.modelling_artifacts import fingerprint
 
     if as_of is None:
         as_of = _utc(features.data_end) if features.data_end else latest_timestamp(data)

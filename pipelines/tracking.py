@@ -30,7 +30,8 @@ from mlflow.models import infer_signature
 from mlflow.tracking import MlflowClient
 
 from models.metrics import binary_log_loss, multiclass_metrics
-from pipelines.modelling import ModellingRun, charts, clean_json, feature_list
+from pipelines.modelling import ModellingRun
+from pipelines.modelling_artifacts import charts, clean_json, feature_list
 
 log = logging.getLogger(__name__)
 

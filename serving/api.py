@@ -22,34 +22,67 @@ from __future__ import annotations
 
 import hmac
 import json
-import logging
 from collections.abc import Mapping
-from pathlib import Path
-from typing import Annotated, Any, Protocol
+from typing import Protocol
 
-import numpy as np
 import pandas as pd
 from fastapi import Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, create_model
 from starlette.exceptions import HTTPException
 
-from crm.coerce import coerce_table
 from crm.data import CRMData
-from crm.read import RawTable
-from crm.report import Finding, ValidationReport
-from crm.schemas import CONTRACT, Funnel
-from crm.validate import validate_tables
+from crm.schemas import Funnel
+from serving.api_models import (
+    SCORE_EXAMPLE,
+    DealIn,
+    DealsResponse,
+    ErrorBody,
+    Health,
+    Problem,
+    RankedDeal,
+    Scalar,
+    ScoreRequest,
+    StageRowIn,
+    TouchpointIn,
+    row_model,
+)
+from serving.api_validation import (
+    PARTS,
+    TABLE_PART,
+    Invalid,
+    check_history,
+    problem,
+    pydantic_problem,
+)
 
-log = logging.getLogger(__name__)
+__all__ = [
+    "DEFAULT_LIMIT",
+    "MAX_LIMIT",
+    "PARTS",
+    "SCORE_EXAMPLE",
+    "TABLE_PART",
+    "BodyLimit",
+    "DealIn",
+    "DealsResponse",
+    "ErrorBody",
+    "Health",
+    "Invalid",
+    "Problem",
+    "RankedDeal",
+    "Scalar",
+    "ScoreRequest",
+    "Scorer",
+    "StageRowIn",
+    "TouchpointIn",
+    "check_history",
+    "create_app",
+    "row_model",
+]
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 1000
-#: Body part -> contract table.
-PARTS = {"deal": "deals", "stage_history": "stage_history", "touchpoints": "touchpoints"}
-TABLE_PART = {table: part for part, table in PARTS.items()}
 
 
 class Scorer(Protocol):
@@ -71,150 +104,6 @@ class Scorer(Protocol):
         readable message when the deal cannot be scored (e.g. not open at ``as_of``).
         """
         ...
-
-
-# --------------------------------------------------------------------------- body models
-
-_TYPES: dict[str, type] = {
-    "id": str,
-    "string": str,
-    "category": str,
-    "timestamp": str,
-    "date": str,
-    "number": float,
-    "integer": int,
-}
-_EXAMPLES = {"timestamp": "2026-06-01T09:30:00Z", "date": "2026-09-30", "number": 25000.0}
-
-
-def _scalar(value: Any) -> Any:
-    if not isinstance(value, str | int | float | bool | type(None)):
-        raise ValueError("a custom attribute must be a string, number, boolean or null")
-    return value
-
-
-Scalar = Annotated[Any, AfterValidator(_scalar)]
-
-
-class _Row(BaseModel):
-    """A contract row; extra keys are the CRM's custom attributes and must be scalars."""
-
-    model_config = ConfigDict(extra="allow", str_strip_whitespace=True)
-    __pydantic_extra__: dict[str, Scalar] = Field(init=False)
-
-
-def row_model(table: str, *, name: str, optional: tuple[str, ...] = ()) -> type[BaseModel]:
-    """A pydantic model of one row of ``table``, generated from its contract columns."""
-    fields: dict[str, Any] = {}
-    for col in CONTRACT[table].columns:
-        required = col.required and col.name not in optional
-        kind = _TYPES[col.kind]
-        info = Field(
-            ... if required else None,
-            json_schema_extra=None if col.minimum is None else {"minimum": col.minimum},
-            description=f"{col.kind}{', required' if required else ''}. {col.meaning}".strip(),
-            examples=[_EXAMPLES[col.kind]] if col.kind in _EXAMPLES else None,
-        )
-        fields[col.name] = (kind if required else kind | None, info)
-    return create_model(name, __base__=_Row, __doc__=CONTRACT[table].meaning, **fields)
-
-
-DealIn = row_model("deals", name="DealIn")
-StageRowIn = row_model("stage_history", name="StageRowIn", optional=("deal_id",))
-TouchpointIn = row_model("touchpoints", name="TouchpointIn")
-
-SCORE_EXAMPLE = {
-    "deal": {
-        "deal_id": "D-NEW-1",
-        "created_at": "2026-05-04T10:00:00Z",
-        "account_id": "A00012",
-        "owner_id": "rep_07",
-        "amount": 42000,
-        "source": "inbound",
-    },
-    "stage_history": [
-        {"stage": "lead", "entered_at": "2026-05-04T10:00:00Z"},
-        {"stage": "qualified", "entered_at": "2026-05-20T15:00:00Z"},
-    ],
-    "touchpoints": [
-        {
-            "deal_id": "D-NEW-1",
-            "occurred_at": "2026-05-21T09:00:00Z",
-            "channel": "meeting",
-            "direction": "outbound",
-        }
-    ],
-}
-
-
-class ScoreRequest(BaseModel):
-    """One open deal with its own rows, as the data contract describes them."""
-
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [SCORE_EXAMPLE]})
-
-    deal: DealIn = Field(description="The deal (a `deals` row); it must still be open.")
-    stage_history: list[StageRowIn] = Field(
-        default_factory=list,
-        description="Stages the deal entered; `deal_id` defaults to the deal's.",
-    )
-    touchpoints: list[TouchpointIn] = Field(
-        default_factory=list,
-        description="Touches of this deal (`deal_id`) or of its account (`account_id`).",
-    )
-
-    def n_rows(self) -> int:
-        return 1 + len(self.stage_history) + len(self.touchpoints)
-
-
-class Problem(BaseModel):
-    table: str | None = Field(None, description="deal, stage_history, touchpoints or query")
-    field: str | None = None
-    row: int | None = Field(None, description="1-based position in its array")
-    rule: str
-    message: str
-    hint: str | None = None
-
-
-class ErrorBody(BaseModel):
-    error: str
-    message: str
-    problems: list[Problem] = []
-
-
-class RankedDeal(BaseModel):
-    """One row of the ranked list (more columns may follow)."""
-
-    model_config = ConfigDict(extra="allow")
-    rank: int
-    deal_id: str
-    account_id: str | None
-    owner_id: str | None
-    stage: str | None
-    days_in_stage: int | None
-    amount: float | None
-    p_win: float = Field(description="P(won within the horizon), calibrated")
-    expected_value: float | None = Field(description="p_win * amount")
-    next_stage: str | None
-    p_next_stage: float | None
-    reasons_up: str | list[str] | None
-    reasons_down: str | list[str] | None
-    model_version: str | None
-    data_fingerprint: str | None
-
-
-class DealsResponse(BaseModel):
-    as_of: str
-    total: int = Field(description="rows matching the filters before the limit")
-    count: int
-    deals: list[RankedDeal]
-    warnings: list[Problem] = []
-
-
-class Health(BaseModel):
-    status: str
-    as_of: str
-    model_versions: dict[str, str]
-    n_open_deals: int
 
 
 # --------------------------------------------------------------------------- the app
@@ -264,7 +153,7 @@ def create_app(
         """Open deals in rank order (params ``score.priority``: expected value or p_win),
         optionally filtered; ``rank`` stays the team-wide rank."""
         if stage is not None and stage not in funnel.stages:
-            raise Invalid([_problem("query", "stage", f"unknown stage {stage!r}; use {stages}")])
+            raise Invalid([problem("query", "stage", f"unknown stage {stage!r}; use {stages}")])
         frame = scorer.ranked()
         if owner is not None:
             frame = frame[frame["owner_id"] == owner]
@@ -288,7 +177,7 @@ def create_app(
         try:
             scored = scorer.score_deal(history)
         except ValueError as exc:
-            raise Invalid([_problem("deal", None, str(exc), rule="not_scorable")]) from None
+            raise Invalid([problem("deal", None, str(exc), rule="not_scorable")]) from None
         listing = _listing(scorer.as_of, scored, limit=MAX_LIMIT)
         return JSONResponse(listing | {"warnings": [w.model_dump() for w in warnings]})
 
@@ -325,107 +214,6 @@ def _iso(moment: pd.Timestamp) -> str:
     return pd.Timestamp(moment).isoformat()
 
 
-# --------------------------------------------------------------------------- validation
-
-
-class Invalid(Exception):
-    """The request breaks the contract: answered as 422 with every problem."""
-
-    def __init__(self, problems: list[Problem]):
-        super().__init__(f"{len(problems)} problem(s)")
-        self.problems = problems
-
-
-def _problem(table: str | None, field: str | None, message: str, **kw: Any) -> Problem:
-    return Problem(table=table, field=field, message=message, rule=kw.pop("rule", "invalid"), **kw)
-
-
-def check_history(
-    body: ScoreRequest, *, funnel: Funnel, as_of: pd.Timestamp | None
-) -> tuple[CRMData, list[Problem]]:
-    """Type and validate the posted rows with ``crm``; raise :class:`Invalid` on errors.
-
-    Returns the typed one-deal CRM and the validator's warnings.
-    """
-    deal_id = body.deal.deal_id
-    rows = {
-        "deals": [body.deal.model_dump()],
-        "stage_history": [
-            {**r.model_dump(), "deal_id": r.deal_id or deal_id} for r in body.stage_history
-        ],
-        "touchpoints": [r.model_dump() for r in body.touchpoints],
-    }
-    report = ValidationReport()
-    tables, provenance = {}, {}
-    for table, records in rows.items():
-        if records:
-            raw = RawTable(
-                table, Path(TABLE_PART[table]), pd.DataFrame(records), _positions(records)
-            )
-            tables[table], provenance[table] = coerce_table(raw, funnel, report)
-    try:
-        validate_tables(tables, funnel=funnel, as_of=as_of, report=report, provenance=provenance)
-    except Exception:  # a crash on broken rows must not hide the findings already made
-        log.exception("validating a posted deal failed")
-        if report.ok:
-            raise
-    problems = [_finding_problem(f) for f in report.errors] + _ownership(body)
-    problems += _still_open(tables["deals"]) if report.ok else []
-    if problems:
-        raise Invalid(problems)
-    return CRMData(**tables), [_finding_problem(f) for f in report.warnings]
-
-
-def _positions(records: list) -> np.ndarray:
-    return np.arange(1, len(records) + 1)
-
-
-def _finding_problem(finding: Finding) -> Problem:
-    part = TABLE_PART.get(finding.table, finding.table)
-    row = finding.rows[0] if finding.rows and part != "deal" else None
-    message = finding.message
-    if len(finding.rows) > 1:
-        message += f" (rows {', '.join(map(str, finding.rows))})"
-    return Problem(
-        table=part,
-        field=finding.column,
-        row=row,
-        rule=finding.rule,
-        message=message,
-        hint=finding.hint,
-    )
-
-
-def _ownership(body: ScoreRequest) -> list[Problem]:
-    """Rows must belong to the posted deal (or, for touchpoints, to its account)."""
-    deal, account = body.deal.deal_id, body.deal.account_id
-    problems = []
-    for part, rows in (("stage_history", body.stage_history), ("touchpoints", body.touchpoints)):
-        for i, r in enumerate(rows, start=1):
-            if r.deal_id is not None and r.deal_id != deal:
-                message = f"row is about deal {r.deal_id!r}, not {deal!r}"
-                problems.append(_problem(part, "deal_id", message, row=i, rule="other_deal"))
-            elif (
-                part == "touchpoints" and r.deal_id is None and r.account_id not in (None, account)
-            ):
-                message = f"account {r.account_id!r} is not the deal's ({account!r})"
-                problems.append(_problem(part, "account_id", message, row=i, rule="other_deal"))
-    return problems
-
-
-def _still_open(deals: pd.DataFrame) -> list[Problem]:
-    if deals["closed_at"].notna().any() or deals["outcome"].notna().any():
-        return [
-            _problem(
-                "deal",
-                "closed_at",
-                "the deal is closed; only open deals are scored",
-                rule="deal_closed",
-            )
-        ]
-    return []
-
-
 # --------------------------------------------------------------------------- errors, limits
 
 
@@ -436,7 +224,7 @@ def _add_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def malformed(request: Request, exc: RequestValidationError) -> JSONResponse:
-        return _invalid_response([_pydantic_problem(e) for e in exc.errors()])
+        return _invalid_response([pydantic_problem(e) for e in exc.errors()])
 
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
@@ -460,20 +248,6 @@ def _invalid_response(problems: list[Problem]) -> JSONResponse:
         problems=problems,
     )
     return JSONResponse(body.model_dump(), status_code=422)
-
-
-def _pydantic_problem(error: Mapping[str, Any]) -> Problem:
-    """A pydantic error located as table/field/row: loc ``body.touchpoints.2.channel``."""
-    loc = [p for p in error.get("loc", ()) if p != "body"]
-    if error.get("loc", ("",))[0] in ("query", "header", "path"):
-        return _problem(
-            "query", str(loc[1]) if len(loc) > 1 else None, error["msg"], rule=error["type"]
-        )
-    table = str(loc[0]) if loc else None
-    row = int(loc[1]) + 1 if len(loc) > 1 and isinstance(loc[1], int) else None
-    fields = [str(p) for p in loc[1:] if not isinstance(p, int)]
-    field = ".".join(fields) or None
-    return _problem(table, field, error["msg"], row=row, rule=error["type"])
 
 
 class BodyLimit:

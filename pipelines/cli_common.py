@@ -1,0 +1,74 @@
+"""What the ``dealcast`` commands share: the common options, clean error exits, params
+loading and date parsing. Kept apart from :mod:`pipelines.cli` so the command modules can
+import it without importing the ``app`` that registers them."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+ParamsOpt = Annotated[
+    Path,
+    typer.Option(
+        "--params", help="Params file (funnel, paths, model settings).", show_default=True
+    ),
+]
+AsOfOpt = Annotated[
+    str | None,
+    typer.Option("--as-of", help="Treat this date (YYYY-MM-DD or ISO timestamp) as 'now'."),
+]
+
+
+def handled(command: Callable) -> Callable:
+    """Turn a step's input error into one clear message and exit code 2 (no traceback)."""
+
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        from pipelines.steps import StepError
+
+        try:
+            return command(*args, **kwargs)
+        except StepError as exc:
+            raise fail(str(exc)) from None
+
+    return wrapper
+
+
+def fail(message: str, code: int = 2) -> typer.Exit:
+    typer.echo(f"dealcast: error: {message}", err=True)
+    return typer.Exit(code)
+
+
+def load_params(path: Path):
+    """Params from ``path``, or a clean exit naming the problem."""
+    from pipelines.params import ParamsError, load_params
+
+    try:
+        return load_params(path)
+    except ParamsError as exc:
+        raise fail(str(exc)) from None
+
+
+def parse_when(value: str | None, *, option: str):
+    """A user-given date or timestamp as a UTC ``pd.Timestamp`` (naive = UTC)."""
+    import pandas as pd
+
+    if value is None:
+        return None
+    try:
+        ts = pd.Timestamp(value)
+    except (ValueError, TypeError):
+        raise fail(f"{option} {value!r} is not a date; use YYYY-MM-DD") from None
+    if ts is pd.NaT:
+        raise fail(f"{option} {value!r} is not a date; use YYYY-MM-DD")
+    return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
+
+
+DataOpt = Annotated[Path | None, typer.Option("--data", help="CRM folder [params: paths.raw].")]
+TrackOpt = Annotated[
+    bool, typer.Option("--track/--no-track", help="Log the run and models to MLflow.")
+]

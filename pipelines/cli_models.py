@@ -1,0 +1,193 @@
+"""``dealcast train``, ``evaluate``, ``demo``, ``flow`` and ``schedule``: fit, backtest,
+register, and run the Prefect flows."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from pipelines.cli_common import (
+    AsOfOpt,
+    DataOpt,
+    ParamsOpt,
+    TrackOpt,
+    fail,
+    handled,
+    load_params,
+    parse_when,
+)
+
+
+def register(app: typer.Typer) -> None:
+    """Add the commands to ``app`` in the order ``dealcast --help`` lists them."""
+    app.command("train")(train_command)
+    app.command("evaluate")(evaluate_command)
+    app.command()(demo)
+    app.command("flow")(flow_command)
+    app.command("schedule")(schedule_command)
+
+
+@handled
+def train_command(
+    data: DataOpt = None,
+    as_of: AsOfOpt = None,
+    track: TrackOpt = True,
+    params: ParamsOpt = Path("params.yaml"),
+) -> None:
+    """Fit the models to serve as if today were --as-of, backtest the same settings, and
+    register them; they become champion only if the backtest beats the champion's."""
+    from pipelines.modelling import run_train_with_backtest
+
+    p = load_params(params)
+    run, backtest = run_train_with_backtest(
+        folder=data or p.paths.raw,
+        funnel=p.funnel.to_funnel(),
+        features=p.features,
+        train=p.train,
+        seed=p.base.seed,
+        artifacts=p.paths.artifacts,
+        as_of=parse_when(as_of, option="--as-of"),
+        test_days=p.evaluate.test_days,
+        ece_bins=p.evaluate.ece_bins,
+        backtest_out=p.paths.reports / "backtest",
+    )
+    if backtest is not None:
+        typer.echo("backtest of these settings (decides promotion):")
+        typer.echo(_indent(format_run(backtest)))
+        typer.echo("model to serve:")
+    _echo_run(run, p, command="train", track=track, backtest=backtest)
+
+
+@handled
+def evaluate_command(
+    data: DataOpt = None,
+    as_of: Annotated[
+        str | None,
+        typer.Option(
+            "--as-of",
+            help="Cutoff: train as of this date, test on later snapshots "
+            "[default: train.horizon_days + evaluate.test_days before the data's end].",
+        ),
+    ] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", help="Write metrics.json, test_predictions.parquet and charts here."),
+    ] = None,
+    track: TrackOpt = True,
+    params: ParamsOpt = Path("params.yaml"),
+) -> None:
+    """Backtest: train at --as-of, score the deals open at later snapshots, compare."""
+    from pipelines.modelling import run_evaluate
+
+    p = load_params(params)
+    run = run_evaluate(
+        folder=data or p.paths.raw,
+        funnel=p.funnel.to_funnel(),
+        features=p.features,
+        train=p.train,
+        seed=p.base.seed,
+        # the backtest's own model stays with its report; paths.artifacts is train's
+        artifacts=(out / "model") if out is not None else p.paths.artifacts,
+        as_of=parse_when(as_of, option="--as-of"),
+        test_days=p.evaluate.test_days,
+        out=out,
+        ece_bins=p.evaluate.ece_bins,
+    )
+    _echo_run(run, p, command="evaluate", track=track)
+
+
+def _echo_run(run, p, *, command: str, track: bool, backtest=None) -> None:
+    from pipelines.modelling_report import format_run
+
+    typer.echo(format_run(run))
+    if track:
+        from pipelines.tracking import track as log_run
+
+        run_id, promotions = log_run(
+            run,
+            command=command,
+            params=p.model_dump(by_alias=True, mode="json"),
+            experiment=p.evaluate.experiment,
+            close_model_name=p.evaluate.close_model_name,
+            next_stage_model_name=p.evaluate.next_stage_model_name,
+            min_gain=p.evaluate.promote_min_log_loss_gain,
+            backtest=backtest,
+            register=command == "train",
+        )
+        typer.echo(f"mlflow run {run_id}")
+        for promo in promotions:
+            typer.echo(f"  {promo.model} v{promo.version}: {promo.reason}")
+    files = {f"backtest {k}": v for k, v in (backtest.files if backtest else {}).items()}
+    for name, path in (files | run.files).items():
+        typer.echo(f"wrote {name:<21} {path}")
+
+
+@handled
+def demo(params: ParamsOpt = Path("params.yaml")) -> None:
+    """The main job on synthetic data: generate, validate, train, score, export."""
+    from pipelines.demo import run_demo
+
+    p = load_params(params)
+    code = run_demo(p, params_file=params, echo=typer.echo)
+    if code:
+        raise typer.Exit(code)
+
+
+@handled
+def flow_command(
+    name: Annotated[str, typer.Argument(help="train or daily_score.", show_default=False)],
+    data: DataOpt = None,
+    as_of: AsOfOpt = None,
+    params: ParamsOpt = Path("params.yaml"),
+) -> None:
+    """Run one Prefect flow now (train: backtest, fit, register; daily_score: export)."""
+    load_params(params)  # a clean error before Prefect starts
+    from pipelines.flows import FLOWS
+
+    if name not in FLOWS:
+        raise fail(f"no flow {name!r}; flows: {', '.join(FLOWS)}")
+    result = FLOWS[name](params_file=str(params), data=_str(data), as_of=as_of)
+    lines = result.lines() if name == "train" else [f"wrote {f}" for f in result.files.values()]
+    typer.echo("\n".join([f"flow {name} finished", *lines]))
+
+
+@handled
+def schedule_command(params: ParamsOpt = Path("params.yaml")) -> None:
+    """Serve the daily_score flow on the cron in params.yaml (runs until stopped).
+
+    Needs a Prefect server (its scheduler creates the runs): `make prefect-ui` in another
+    terminal, then PREFECT_API_URL=http://127.0.0.1:4200/api dealcast schedule."""
+    p = load_params(params)
+    if not os.environ.get("PREFECT_API_URL"):
+        raise fail(
+            "a schedule needs a running Prefect server (the temporary one cannot schedule): "
+            "start one with `make prefect-ui` (or `prefect server start`) in another terminal, "
+            "then run PREFECT_API_URL=http://127.0.0.1:4200/api dealcast schedule"
+        )
+    from prefect.schedules import Cron
+
+    from pipelines.flows import daily_score_flow
+
+    typer.echo(f"serving daily_score on '{p.schedule.cron}' ({p.schedule.timezone}); Ctrl-C stops")
+    daily_score_flow.serve(
+        name="dealcast-daily-score",
+        schedule=Cron(p.schedule.cron, timezone=p.schedule.timezone),
+        parameters={"params_file": str(params.resolve())},
+    )
+
+
+def _str(path: Path | None) -> str | None:
+    return None if path is None else str(path)
+
+
+def _indent(text: str) -> str:
+    return "\n".join(f"  {line}" for line in text.splitlines())
+
+
+def format_run(run) -> str:
+    from pipelines.modelling_report import format_run as _format
+
+    return _format(run)

@@ -1,0 +1,104 @@
+"""``dealcast score`` and ``serve``: rank the open deals with the champion models, as an
+export or over HTTP."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from pipelines.cli_common import DataOpt, ParamsOpt, handled, load_params, parse_when
+
+
+def register(app: typer.Typer) -> None:
+    """Add the commands to ``app`` in the order ``dealcast --help`` lists them."""
+    app.command("score")(score_command)
+    app.command("serve")(serve_command)
+
+
+@handled
+def score_command(
+    data: DataOpt = None,
+    as_of: Annotated[
+        str | None,
+        typer.Option(
+            "--as-of",
+            help="Score the deals open at this moment (default: the data's end, i.e. "
+            "features.data_end or the latest event in the data; not the wall clock).",
+        ),
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Export folder (default: params paths.exports).")
+    ] = None,
+    owner: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--owner",
+            help="Only this owner's deals (repeatable); rank stays the team-wide rank, "
+            "owner_rank is the rank within the owner.",
+        ),
+    ] = None,
+    params: ParamsOpt = Path("params.yaml"),
+) -> None:
+    """Rank every open deal with the champion models; write prioritised_leads_<DATE>.*"""
+    from pipelines.scoring import format_score, run_score
+    from pipelines.tracking import load_champion
+
+    p = load_params(params)
+    when = parse_when(as_of, option="--as-of")
+    champion = load_champion(
+        close_model_name=p.evaluate.close_model_name,
+        next_stage_model_name=p.evaluate.next_stage_model_name,
+    )
+    run = run_score(
+        folder=data or p.paths.raw,
+        out=out or p.paths.exports,
+        funnel=p.funnel.to_funnel(),
+        features=p.features,
+        score=p.score,
+        champion=champion,
+        horizon_days=champion.horizon_days or p.train.horizon_days,
+        as_of=when,
+        owners=tuple(owner or ()),
+    )
+    typer.echo(format_score(run))
+    next_stage = champion.next_stage_version or "no next-stage model"
+    typer.echo(f"models: {champion.close_version}, {next_stage}")
+    for name, path in run.files.items():
+        typer.echo(f"wrote {len(run.leads):>8,} rows  {name:<8} {path}")
+
+
+@handled
+def serve_command(
+    data: DataOpt = None,
+    host: Annotated[
+        str, typer.Option("--host", help="Interface to listen on; keep 127.0.0.1 unless proxied.")
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", min=1, max=65535, help="TCP port.")] = 8000,
+    as_of: Annotated[
+        str | None,
+        typer.Option("--as-of", help="Score as of this moment (default: the data's end)."),
+    ] = None,
+    no_auth: Annotated[
+        bool,
+        typer.Option("--no-auth", help="Serve without a token (allowed only on a loopback host)."),
+    ] = False,
+    params: ParamsOpt = Path("params.yaml"),
+) -> None:
+    """HTTP scoring API: /health, ranked /deals, POST /score; OpenAPI at /openapi.json.
+    The bearer token is read from $DEALCAST_API_TOKEN (params: serve.token_env)."""
+    import os
+
+    from pipelines.serve import run_serve
+
+    p = load_params(params)
+    run_serve(
+        folder=data or p.paths.raw,
+        params=p,
+        host=host,
+        port=port,
+        as_of=parse_when(as_of, option="--as-of"),
+        no_auth=no_auth,
+        environ=os.environ,
+    )

@@ -1,0 +1,123 @@
+"""What the ``train`` and ``evaluate`` steps report: the run summary, the metric
+definitions, guard messages and the text the CLI prints (:func:`format_run`)."""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING
+
+import pandas as pd
+
+if TYPE_CHECKING:
+    from pipelines.modelling import ModellingRun, Prepared
+
+
+DEFINITIONS = {
+    "p_win": "P(won within horizon_days of as_of), served model (calibrated LightGBM shrunk "
+    "towards the stage-rate table)",
+    "won": "won within horizon_days of as_of; empty unless as_of + horizon_days <= data_end",
+    "next_stage_true": "next state entered after as_of; empty unless known and "
+    "as_of + horizon_days <= data_end",
+    "ece": "equal-mass bins: rows sorted by p, np.array_split into ece_bins chunks",
+    "top_decile_lift": "positive rate of the ceil(10%) highest p over the overall rate",
+    "log_loss": "probabilities clipped to [1e-6, 1 - 1e-6]",
+    "top2_accuracy": "true state among the two highest p_next__* (p_next_tm__* for the matrix)",
+}
+
+
+def run_summary(prepared: Prepared, models, horizon_days: int) -> dict:
+    split = prepared.split
+    close, nxt = models.close, models.next_stage
+    return {
+        "cutoff": str(prepared.cutoff),
+        "data_end": str(prepared.data_end),
+        "horizon_days": horizon_days,
+        "data_fingerprint": prepared.fingerprint,
+        "training": {
+            "rows": len(prepared.train.features),
+            "fit_dates": [str(split.fit.min()), str(split.fit.max())] if len(split.fit) else [],
+            "calibration_dates": [str(split.calibration.min()), str(split.calibration.max())]
+            if len(split.calibration)
+            else [],
+            "positive_rate": models.base_rate.rate_,
+        },
+        "close_guard": close.guard_ | {
+            "model_weight": close.weight_,
+            "calibration_method": close.calibration_method_,
+        },
+        "next_stage_guard": (nxt.guard_ | {"model_weight": nxt.weight_}) if nxt else None,
+    }  # fmt: skip
+
+
+def guard_messages(models) -> list[str]:
+    msgs = [f"close probability: {models.close.guard_['decision']}"]
+    if models.next_stage is None:
+        msgs.append("next stage: no stage history with moves; no next-stage model")
+    else:
+        msgs.append(f"next stage: {models.next_stage.guard_['decision']}")
+    return msgs
+
+
+def window_summary(dates: pd.DatetimeIndex, pred: pd.DataFrame) -> dict:
+    return {
+        "first_as_of": str(dates.min()),
+        "last_as_of": str(dates.max()),
+        "rows": len(pred),
+        "rows_with_known_outcome": int(pred["won"].notna().sum()),
+        "rows_with_known_next_stage": int(pred["next_stage_true"].notna().sum())
+        if "next_stage_true" in pred
+        else 0,
+    }
+
+
+def warn_if_no_labels(run: ModellingRun) -> None:
+    if run.metrics["test_window"]["rows_with_known_outcome"] == 0:
+        run.messages.append(
+            "no test snapshot has a known outcome yet (needs as_of + horizon_days <= data_end): "
+            "choose an earlier --as-of"
+        )
+
+
+def format_run(run: ModellingRun) -> str:
+    """What the CLI prints: cutoff, training rows, guard decisions and the metric tables."""
+    s = run.summary
+    t = s["training"]
+    lines = [
+        f"cutoff {s['cutoff']}, data_end {s['data_end']}, horizon {s['horizon_days']} days",
+        f"training: {t['rows']:,} snapshots, won-within-horizon rate {t['positive_rate']:.3f}",
+        *run.messages,
+    ]
+    if run.metrics:
+        lines += _metric_lines(run.metrics)
+    return "\n".join(lines)
+
+
+def _metric_lines(m: dict) -> list[str]:
+    w = m["test_window"]
+    lines = [
+        f"test: {w['rows']:,} snapshots {w['first_as_of'][:10]} .. {w['last_as_of'][:10]}, "
+        f"{w['rows_with_known_outcome']:,} with a known outcome",
+        f"{'close probability':<18}{'AUC':>7}{'PR AUC':>8}{'logloss':>9}{'Brier':>8}"
+        f"{'ECE':>7}{'lift@10':>9}",
+    ]
+    for name, r in m["close_probability"]["overall"].items():
+        lines.append(
+            f"{name:<18}{_f(r['roc_auc']):>7}{_f(r['pr_auc']):>8}{_f(r['log_loss']):>9}"
+            f"{_f(r['brier']):>8}{_f(r['ece']):>7}{_f(r['top_decile_lift'], 2):>9}"
+        )
+    if m.get("next_stage"):
+        lines.append(f"{'next stage':<18}{'logloss':>9}{'acc':>7}{'top2':>7}")
+        for name, r in m["next_stage"]["overall"].items():
+            lines.append(
+                f"{name:<18}{_f(r['log_loss']):>9}{_f(r['accuracy']):>7}{_f(r['top2_accuracy']):>7}"
+            )
+    c = m["censoring"]
+    lines.append(
+        f"horizon cost: {c['won_after_horizon']} of {c['eventual_wins']} eventual wins came "
+        f"after the horizon (share {_f(c['share_of_positives_lost'])})"
+    )
+    return lines
+
+
+def _f(x, digits: int = 3) -> str:
+    return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.{digits}f}"
