@@ -9,12 +9,15 @@ from typing import Annotated
 import typer
 
 from pipelines.cli_common import DataOpt, ParamsOpt, handled, load_params, parse_when
+from pipelines.cli_forecast import forecast_command
 
 
 def register(app: typer.Typer) -> None:
     """Add the commands to ``app`` in the order ``dealcast --help`` lists them."""
     app.command("score")(score_command)
     app.command("serve")(serve_command)
+    app.command("forecast")(forecast_command)
+    app.command("report")(report_command)
 
 
 @handled
@@ -102,3 +105,46 @@ def serve_command(
         no_auth=no_auth,
         environ=os.environ,
     )
+
+
+@handled
+def report_command(
+    data: DataOpt = None,
+    as_of: Annotated[
+        str | None,
+        typer.Option(
+            "--as-of",
+            help="Report the CRM as it stood at this moment (default: the data's end).",
+        ),
+    ] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", help="Report folder (default: params paths.reports)."),
+    ] = None,
+    forecast: Annotated[
+        Path | None,
+        typer.Option("--forecast", help="Forecast folder (default: <paths.reports>/forecast)."),
+    ] = None,
+    params: ParamsOpt = Path("params.yaml"),
+) -> None:
+    """Write the funnel report funnel_report_<DATE>.html: one self-contained HTML page
+    (funnel, transitions, time in stage, bottlenecks, conversion, model, forecast, top deals)."""
+    from pipelines.reporting import run_report
+
+    p = load_params(params)
+    run = run_report(
+        folder=data or p.paths.raw,
+        out=out or p.paths.reports,
+        funnel=p.funnel.to_funnel(),
+        backtest=p.paths.reports / "backtest",
+        forecast=forecast or p.paths.reports / "forecast",
+        exports=p.paths.exports,
+        as_of=parse_when(as_of, option="--as-of"),
+        data_end=parse_when(p.features.data_end, option="features.data_end")
+        if p.features.data_end
+        else None,
+        ece_bins=p.evaluate.ece_bins,
+    )
+    for message in run.messages:
+        typer.echo(message)
+    typer.echo(f"funnel report as of {run.as_of}: {run.path}")

@@ -2,7 +2,7 @@
 
 generate → validate (+ funnel summary) → Prefect flow ``train`` (features, backtest,
 fit, register with the champion gate) → Prefect flow ``daily_score`` (score the open
-pipeline with ``@champion``, export) → where to find everything.
+pipeline with ``@champion``, export) → the funnel report → where to find everything.
 """
 
 from __future__ import annotations
@@ -10,13 +10,17 @@ from __future__ import annotations
 import os
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
 from pipelines.params import Params
 from pipelines.steps import Echo, indent, load_and_validate, run_generate
 
-STEPS = 4
+if TYPE_CHECKING:
+    from pipelines.reporting import ReportRun
+
+STEPS = 5
 
 
 def run_demo(p: Params, *, params_file: Path, echo: Echo) -> int:
@@ -27,6 +31,7 @@ def run_demo(p: Params, *, params_file: Path, echo: Echo) -> int:
     # Prefect records every run in .prefect/; its own log lines would drown the progress.
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
     from pipelines.flows import daily_score_flow, train_flow
+    from pipelines.forecasting import format_forecast
     from pipelines.modelling_report import format_run
     from pipelines.scoring import format_score
 
@@ -35,10 +40,20 @@ def run_demo(p: Params, *, params_file: Path, echo: Echo) -> int:
     report = trained.backtest or trained.final
     echo(indent(format_run(report)))
     echo(indent("\n".join(trained.lines())))
-    echo(f"[4/{STEPS}] Prefect flow 'daily_score': score the open pipeline with @champion")
-    scored = daily_score_flow(params_file=str(params_file))
+    echo(
+        f"[4/{STEPS}] Prefect flow 'daily_score': score the open pipeline with @champion, "
+        "forecast revenue"
+    )
+    daily = daily_score_flow(params_file=str(params_file))
+    scored = daily.scoring
     echo(indent(format_score(scored)))
-    echo(_where(p, trained, scored))
+    echo(indent(format_forecast(daily.forecast)))
+    echo(f"[5/{STEPS}] funnel report: funnel, conversion, model quality, top deals")
+    report = _report(p, as_of=scored.as_of)
+    if report.messages:
+        echo(indent("\n".join(report.messages)))
+    echo(_where(p, trained, daily))
+    echo(f"funnel report: {report.path}")
     echo(f"demo finished in {time.perf_counter() - started:.0f} s")
     return 0
 
@@ -68,6 +83,17 @@ def _generate_and_validate(p: Params, *, echo: Echo) -> bool:
         )
     )
     return True
+
+
+def _report(p: Params, *, as_of: pd.Timestamp) -> ReportRun:
+    """Write the funnel report over everything the demo produced; return the run."""
+    from pipelines.reporting import run_report
+
+    return run_report(
+        folder=p.paths.raw, out=p.paths.reports, funnel=p.funnel.to_funnel(),
+        backtest=p.paths.reports / "backtest", forecast=p.paths.reports / "forecast",
+        exports=p.paths.exports, as_of=as_of, ece_bins=p.evaluate.ece_bins,
+    )  # fmt: skip
 
 
 def _where(p: Params, trained, scored) -> str:

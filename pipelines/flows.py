@@ -118,6 +118,35 @@ def score_task(folder: Path, out: Path, p: Params, champion, as_of):
     return run
 
 
+@task(name="forecast", cache_policy=NO_CACHE)
+def forecast_task(folder: Path, out: Path, p: Params, champion, as_of):
+    """Revenue per month and quarter with P10/P50/P90, and its backtest."""
+    from pipelines.forecasting import format_forecast, run_forecast
+
+    run = run_forecast(
+        folder=folder, out=out, funnel=p.funnel.to_funnel(), features=p.features,
+        train=p.train, forecast=p.forecast, champion=champion,
+        horizon_days=champion.horizon_days or p.train.horizon_days, as_of=as_of,
+        seed=p.base.seed,
+    )  # fmt: skip
+    for line in format_forecast(run).splitlines():
+        get_run_logger().info(line)
+    return run
+
+
+@dataclass(frozen=True)
+class Scored:
+    """What the daily_score flow wrote: the prioritised list and the revenue forecast."""
+
+    scoring: object
+    forecast: object
+
+    @property
+    def files(self) -> dict[str, Path]:
+        leads = {f"leads {k}": v for k, v in self.scoring.files.items()}
+        return leads | {f"forecast {k}": v for k, v in self.forecast.files.items()}
+
+
 @flow(name="train")
 def train_flow(params_file: str = "params.yaml", data: str | None = None, as_of: str | None = None):
     """load → validate → features → backtest → fit → register (gated promotion)."""
@@ -136,11 +165,13 @@ def daily_score_flow(
     as_of: str | None = None,
     out: str | None = None,
 ):
-    """load → validate → features as of today → score with @champion → export."""
+    """load → validate → features as of today → score with @champion → export → forecast."""
     p = load_params(Path(params_file))
     champion = champion_task(p)
     folder = Path(data) if data else p.paths.raw
-    return score_task(folder, Path(out) if out else p.paths.exports, p, champion, _when(as_of))
+    scoring = score_task(folder, Path(out) if out else p.paths.exports, p, champion, _when(as_of))
+    forecast = forecast_task(folder, p.paths.reports / "forecast", p, champion, scoring.as_of)
+    return Scored(scoring, forecast)
 
 
 FLOWS = {"train": train_flow, "daily_score": daily_score_flow}

@@ -179,6 +179,18 @@ class ScheduleParams(_Section):
     timezone: str = Field(min_length=1)
 
 
+class ForecastParams(_Section):
+    """The revenue forecast and its backtest (``dealcast forecast``)."""
+
+    months: int = Field(ge=1, le=36)
+    quarters: int = Field(ge=0, le=12)
+    draws: int = Field(ge=100)
+    min_stage_wins: float = Field(ge=0)
+    new_deal_origins: int = Field(ge=1)
+    stage_prior_strength: float = Field(ge=0)
+    backtest_months: int = Field(ge=1)
+
+
 class Params(_Section):
     base: BaseParams
     paths: PathsParams
@@ -191,6 +203,7 @@ class Params(_Section):
     evaluate: EvaluateParams
     score: ScoreParams
     serve: ServeParams
+    forecast: ForecastParams
 
 
 class ParamsError(Exception):

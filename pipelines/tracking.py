@@ -342,3 +342,22 @@ def _champion_version(client: MlflowClient, name: str):
 def _estimator(name: str):
     model = mlflow.pyfunc.load_model(f"models:/{name}@{CHAMPION}")
     return model.unwrap_python_model().estimator
+
+
+def track_forecast(run, *, params: dict, experiment: str, model_version: str) -> str:
+    """Log a ``forecast`` run (a :class:`pipelines.forecasting.ForecastRun`): params, the
+    backtest metrics per method, sigma, the forecast table, backtest and fan chart."""
+    mlflow.set_experiment(experiment)
+    with mlflow.start_run(run_name=f"forecast @ {run.as_of.date()}") as active:
+        mlflow.log_params(flatten(params))
+        mlflow.set_tags(
+            {"command": "forecast", "git_commit": git_commit(), "model_version": model_version,
+             "as_of": str(run.as_of)}
+        )  # fmt: skip
+        metrics = {"forecast": run.metrics.get("methods", {}), "sigma": run.sigma}
+        mlflow.log_metrics(numeric_metrics(metrics))
+        mlflow.log_dict(clean_json(run.metrics), "forecast_backtest.json")
+        for name in ("forecast", "fan_chart", "backtest"):
+            if name in run.files:
+                mlflow.log_artifact(str(run.files[name]))
+        return active.info.run_id

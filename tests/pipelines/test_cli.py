@@ -120,7 +120,7 @@ def test_demo_runs_end_to_end_on_small_data(params_file, tmp_path, monkeypatch):
     result = invoke("demo", "--params", str(params_file))
     assert result.exit_code == 0, result.output
     out = result.output
-    for step in ("[1/4]", "[2/4]", "[3/4]", "[4/4]", "demo finished"):
+    for step in ("[1/5]", "[2/5]", "[3/5]", "[4/5]", "[5/5]", "demo finished"):
         assert step in out
     assert "funnel as of" in out and "win rate" in out
     assert "promoted to champion: first model" in out
@@ -130,6 +130,8 @@ def test_demo_runs_end_to_end_on_small_data(params_file, tmp_path, monkeypatch):
     assert leads["rank"].tolist() == list(range(1, len(leads) + 1))
     assert leads["p_win"].between(0, 1).all()
     assert (tmp_path / "data" / "reports" / "backtest" / "metrics.json").exists()
+    reports = list((tmp_path / "data" / "reports").glob("funnel_report_*.html"))
+    assert len(reports) == 1 and f"funnel report: {reports[0]}" in out
 
 
 def test_schedule_without_a_prefect_server_says_how_to_start_one(params_file, monkeypatch):

@@ -1,0 +1,134 @@
+"""The ``report`` step: load the CRM and whatever the pipeline has written so far, build the
+funnel report (:mod:`serving.report`) and write ``funnel_report_<DATE>.html`` atomically.
+
+Optional inputs, each skipped with a note when absent or unreadable: the backtest
+(``<reports>/backtest/metrics.json`` and ``test_predictions.parquet``), the forecast
+(``forecast_backtest.parquet``, the latest ``forecast_<DATE>.csv`` and a fan-chart PNG in
+the forecast folder) and the latest team-wide ``prioritised_leads_<DATE>.parquet`` in the
+exports folder. "Latest" means the latest date in the file name not after ``as_of``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from crm.schemas import Funnel
+from pipelines.io import write_text_atomic
+
+log = logging.getLogger(__name__)
+
+STEM = "funnel_report"
+_DATED = re.compile(r"^(?P<stem>.+)_(?P<date>\d{4}-\d{2}-\d{2})$")
+
+
+@dataclass(frozen=True)
+class ReportRun:
+    """Where the report went, as of when, and notes for the user (inputs left out)."""
+
+    path: Path
+    as_of: pd.Timestamp
+    inputs: dict[str, str]
+    messages: list[str] = field(default_factory=list)
+
+
+def run_report(
+    *,
+    folder: Path,
+    out: Path,
+    funnel: Funnel,
+    backtest: Path,
+    forecast: Path,
+    exports: Path,
+    as_of: pd.Timestamp | None,
+    data_end: pd.Timestamp | None = None,
+    ece_bins: int = 10,
+) -> ReportRun:
+    """Build and write the report; ``StepError`` only when the CRM itself is unusable.
+
+    ``as_of`` defaults to ``data_end`` (``features.data_end``), else the data's latest event.
+    """
+    from features.snapshots import latest_timestamp
+    from pipelines.modelling import load_usable
+    from serving.report import ReportInputs, build_report
+
+    data = load_usable(folder, funnel=funnel)
+    when = as_of if as_of is not None else (data_end or latest_timestamp(data))
+    messages: list[str] = []
+    inputs = {"CRM": str(folder)}
+    reader = _Reader(messages, inputs)
+    leads_file = latest_dated(exports, "prioritised_leads", ".parquet", when)
+    forecast_file = latest_dated(forecast, "forecast", ".csv", when)
+    report = ReportInputs(
+        data=data, funnel=funnel, as_of=when,
+        metrics=reader.json("backtest metrics", backtest / "metrics.json"),
+        predictions=reader.parquet("backtest predictions", backtest / "test_predictions.parquet"),
+        forecast_backtest=reader.parquet(
+            "forecast backtest", forecast / "forecast_backtest.parquet"
+        ),
+        forecast=reader.csv("forecast", forecast_file),
+        fan_chart=reader.bytes("fan chart", fan_chart_file(forecast, forecast_file)),
+        leads=reader.parquet("prioritised leads", leads_file),
+        sources=inputs, ece_bins=ece_bins,
+    )  # fmt: skip
+    path = Path(out) / f"{STEM}_{when.date().isoformat()}.html"
+    write_text_atomic(path, build_report(report))
+    log.info("wrote %s", path)
+    return ReportRun(path, when, inputs, messages)
+
+
+def latest_dated(folder: Path, stem: str, suffix: str, as_of: pd.Timestamp) -> Path | None:
+    """``<folder>/<stem>_<YYYY-MM-DD><suffix>`` with the latest date not after ``as_of``."""
+    if not folder.is_dir():
+        return None
+    found = []
+    for path in folder.glob(f"{stem}_*{suffix}"):
+        m = _DATED.match(path.name[: -len(suffix)])
+        if m and m["stem"] == stem and m["date"] <= as_of.date().isoformat():
+            found.append((m["date"], path))
+    return max(found)[1] if found else None
+
+
+def fan_chart_file(folder: Path, forecast_file: Path | None) -> Path | None:
+    """``forecast_fan_<DATE>.png`` of the forecast shown, else the newest ``*fan*.png``."""
+    if forecast_file is not None:
+        own = forecast_file.with_name(forecast_file.stem.replace("forecast_", "forecast_fan_", 1))
+        if own.with_suffix(".png").is_file():
+            return own.with_suffix(".png")
+    fans = sorted(folder.glob("*fan*.png")) if folder.is_dir() else []
+    return fans[-1] if fans else None
+
+
+class _Reader:
+    """Reads optional inputs; a missing file is None, an unreadable one None plus a note."""
+
+    def __init__(self, messages: list[str], used: dict[str, str]) -> None:
+        self.messages, self.used = messages, used
+
+    def _read(self, what: str, path: Path | None, read):
+        if path is None or not path.is_file():
+            return None
+        try:
+            value = read(path)
+        except (OSError, ValueError) as error:  # pyarrow and json errors are ValueErrors
+            self.messages.append(f"left out the {what}: cannot read {path}: {error}")
+            return None
+        self.used[what] = str(path)
+        return value
+
+    def json(self, what: str, path: Path | None) -> dict | None:
+        return self._read(what, path, lambda p: json.loads(p.read_text(encoding="utf-8")))
+
+    def parquet(self, what: str, path: Path | None) -> pd.DataFrame | None:
+        return self._read(what, path, pd.read_parquet)
+
+    def csv(self, what: str, path: Path | None) -> pd.DataFrame | None:
+        return self._read(what, path, pd.read_csv)
+
+    def bytes(self, what: str, path: Path | None) -> bytes | None:
+        return self._read(what, path, Path.read_bytes)
