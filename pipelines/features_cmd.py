@@ -19,6 +19,7 @@ import pandas as pd
 
 from crm.schemas import Funnel
 from pipelines.params import FeaturesParams
+from pipelines.steps import as_utc, data_end_of
 
 log = logging.getLogger(__name__)
 
@@ -47,20 +48,20 @@ def run_features(
     """Build and write features and labels; raise ``StepError`` if the data is unusable."""
     from crm.write import write_frame
     from features.build import build_feature_set
-    from features.snapshots import latest_timestamp, snapshot_dates
+    from features.snapshots import snapshot_dates
     from pipelines.steps import StepError, load_and_validate
 
     result = load_and_validate(folder, funnel=funnel, as_of=None)
     if result.data is None:
         raise StepError(f"{folder}: the CRM data is not usable\n{result.report.to_text()}")
     data = result.data
-    data_end = _utc(settings.data_end) if settings.data_end else latest_timestamp(data)
+    data_end = data_end_of(data, data_end=settings.data_end)
     if as_of is not None:
         data_end = max(data_end, as_of)
         dates = pd.DatetimeIndex([as_of])
     else:
-        start = _utc(settings.start) if settings.start else data.deals["created_at"].min()
-        end = _utc(settings.end) if settings.end else data_end
+        start = as_utc(settings.start) if settings.start else data.deals["created_at"].min()
+        end = as_utc(settings.end) if settings.end else data_end
         dates = snapshot_dates(start, end, settings.freq)
     if len(dates) and dates.max() > data_end:
         raise StepError(f"the last snapshot {dates.max()} is after data_end {data_end}")
@@ -82,8 +83,3 @@ def run_features(
         write_frame(frame, path)
         files[name] = (path, len(frame))
     return FeaturesRun(dates, data_end, files, built.features.shape[1] - 2)
-
-
-def _utc(value) -> pd.Timestamp:
-    t = pd.Timestamp(value)
-    return t.tz_localize("UTC") if t.tzinfo is None else t.tz_convert("UTC")

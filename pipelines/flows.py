@@ -20,6 +20,7 @@ from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from pipelines.params import Params, load_params
+from pipelines.steps import as_utc
 
 REGISTRY_RETRIES = 2
 
@@ -178,12 +179,7 @@ FLOWS = {"train": train_flow, "daily_score": daily_score_flow}
 
 
 def _when(value: str | None):
-    import pandas as pd
-
-    if value is None:
-        return None
-    ts = pd.Timestamp(value)
-    return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
+    return None if value is None else as_utc(value)
 
 
 def _is_step_error(state) -> bool:

@@ -27,6 +27,7 @@ import pandas as pd
 from crm.schemas import Funnel
 from pipelines.io import write_bytes_atomic, write_json_atomic
 from pipelines.params import FeaturesParams, ForecastParams, TrainParams
+from pipelines.steps import data_end_of
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +87,6 @@ def run_forecast(
     seed: int,
 ) -> ForecastRun:
     """Forecast, backtest and write; raise ``StepError`` on unusable data."""
-    from features.snapshots import latest_timestamp
     from pipelines.modelling import load_usable
     from pipelines.steps import StepError
     from serving.forecast import past_wins, shared_shock_sigma
@@ -94,7 +94,7 @@ def run_forecast(
     from serving.score import FeatureMismatchError
 
     data = load_usable(folder, funnel=funnel)
-    data_end = _utc(features.data_end) if features.data_end else latest_timestamp(data)
+    data_end = data_end_of(data, data_end=features.data_end)
     when = data_end if as_of is None else as_of
     history = data.table("stage_history")
     known = data.deals[(data.deals["created_at"] <= when).to_numpy(bool)]
@@ -282,8 +282,3 @@ def format_forecast(run: ForecastRun) -> str:
                 f"P10-P90 coverage {m['coverage_p10_p90']:.2f}"
             )
     return "\n".join(lines)
-
-
-def _utc(value) -> pd.Timestamp:
-    t = pd.Timestamp(value)
-    return t.tz_localize("UTC") if t.tzinfo is None else t.tz_convert("UTC")

@@ -30,6 +30,7 @@ from pipelines.modelling_report import (
     window_summary,
 )
 from pipelines.params import FeaturesParams, TrainParams
+from pipelines.steps import as_utc, data_end_of
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +81,7 @@ def prepare(
     nothing later counts as known, not even for test labels.
     """
     from features.build import build_feature_set
-    from features.snapshots import latest_timestamp, snapshot_dates
+    from features.snapshots import snapshot_dates
     from models.splits import time_split
     from pipelines.steps import StepError
 
@@ -91,7 +92,7 @@ def prepare(
         )
     if data is None:
         data = load_usable(folder, funnel=funnel)
-    data_end = _utc(features.data_end) if features.data_end else latest_timestamp(data)
+    data_end = data_end_of(data, data_end=features.data_end)
     if known_until is not None:
         data_end = min(data_end, known_until)
     # nothing after data_end is in the data, so a later --as-of is data_end for labels
@@ -99,7 +100,7 @@ def prepare(
         cutoff = data_end - pd.Timedelta(days=days_before_end)
     else:
         cutoff = min(as_of, data_end)
-    start = _utc(features.start) if features.start else data.deals["created_at"].min()
+    start = as_utc(features.start) if features.start else data.deals["created_at"].min()
     dates = snapshot_dates(start, max(data_end, cutoff), features.freq)
     dates = dates[dates <= data_end]
     split = time_split(
@@ -314,8 +315,3 @@ def run_train_with_backtest(
     if reason:
         final.messages.append(reason)
     return final, backtest
-
-
-def _utc(value) -> pd.Timestamp:
-    t = pd.Timestamp(value)
-    return t.tz_localize("UTC") if t.tzinfo is None else t.tz_convert("UTC")

@@ -53,12 +53,12 @@ def run_report(
 
     ``as_of`` defaults to ``data_end`` (``features.data_end``), else the data's latest event.
     """
-    from features.snapshots import latest_timestamp
     from pipelines.modelling import load_usable
+    from pipelines.steps import data_end_of
     from serving.report import ReportInputs, build_report
 
     data = load_usable(folder, funnel=funnel)
-    when = as_of if as_of is not None else (data_end or latest_timestamp(data))
+    when = as_of if as_of is not None else data_end_of(data, data_end=data_end)
     messages: list[str] = []
     inputs = {"CRM": str(folder)}
     reader = _Reader(messages, inputs)

@@ -23,6 +23,7 @@ import pandas as pd
 from crm.schemas import Funnel
 from pipelines.io import write_bytes_atomic
 from pipelines.params import FeaturesParams, ScoreParams
+from pipelines.steps import data_end_of
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +59,6 @@ def run_score(
     ``champion`` is a :class:`pipelines.tracking.Champion` (or anything with its fields);
     ``horizon_days`` what ``p_win`` means (the champion's training horizon).
     """
-    from features.snapshots import latest_timestamp
     from pipelines.modelling_artifacts import fingerprint
     from pipelines.steps import StepError, load_and_validate
     from serving.score import (
@@ -72,7 +72,7 @@ def run_score(
     if result.data is None:
         raise StepError(f"{folder}: the CRM data is not usable\n{result.report.to_text()}")
     data = result.data
-    data_end = _utc(features.data_end) if features.data_end else latest_timestamp(data)
+    data_end = data_end_of(data, data_end=features.data_end)
     when = data_end if as_of is None else as_of
     messages = _as_of_messages(when, data_end)
     started = time.perf_counter()
@@ -101,11 +101,6 @@ def run_score(
                          priority=score.priority, owners=owners)  # fmt: skip
     log.info("scored %d open deals in %.1f s", open_deals, seconds)
     return ScoringRun(leads, when, open_deals, seconds, files, messages)
-
-
-def _utc(value) -> pd.Timestamp:
-    t = pd.Timestamp(value)
-    return t.tz_localize("UTC") if t.tzinfo is None else t.tz_convert("UTC")
 
 
 def _as_of_messages(when: pd.Timestamp, data_end: pd.Timestamp) -> list[str]:

@@ -24,6 +24,7 @@ import pandas as pd
 from crm.data import CRMData
 from crm.schemas import Funnel
 from pipelines.params import FeaturesParams, Params, ScoreParams
+from pipelines.steps import data_end_of
 
 log = logging.getLogger(__name__)
 
@@ -128,22 +129,16 @@ def build_scorer(
     as_of: pd.Timestamp | None,
 ) -> CRMScorer:
     """Rank the open deals once; ``as_of`` defaults to the data's end, as ``dealcast score``."""
-    from features.snapshots import latest_timestamp
     from pipelines.modelling_artifacts import fingerprint
 
     if as_of is None:
-        as_of = _utc(features.data_end) if features.data_end else latest_timestamp(data)
+        as_of = data_end_of(data, data_end=features.data_end)
     partial = CRMScorer(
         data=data, champion=champion, funnel=funnel, features=features, score=score,
         horizon_days=horizon_days, as_of=as_of, fingerprint=fingerprint(data),
         leads=pd.DataFrame(),
     )  # fmt: skip
     return replace(partial, leads=score_crm(data, scorer=partial))
-
-
-def _utc(value) -> pd.Timestamp:
-    t = pd.Timestamp(value)
-    return t.tz_localize("UTC") if t.tzinfo is None else t.tz_convert("UTC")
 
 
 def is_loopback(host: str) -> bool:

@@ -60,6 +60,19 @@ def run_generate(
     return written
 
 
+def as_utc(value) -> pd.Timestamp:
+    """A date or timestamp (string, date, Timestamp) as a UTC ``pd.Timestamp``; naive = UTC."""
+    ts = pd.Timestamp(value)
+    return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
+
+
+def data_end_of(data, *, data_end: object | None) -> pd.Timestamp:
+    """When the data was extracted: ``features.data_end`` if set, else its latest event."""
+    from features.snapshots import latest_timestamp
+
+    return as_utc(data_end) if data_end else latest_timestamp(data)
+
+
 def load_and_validate(folder: Path, *, funnel: Funnel, as_of: pd.Timestamp | None) -> LoadResult:
     """Read and check a CRM folder; never raises for bad data (see ``LoadResult.report``)."""
     return load_crm(Path(folder), funnel=funnel, as_of=as_of)
