@@ -141,6 +141,8 @@ def pandera_schema(
         checks: list[tuple[pa.Check, str]] = []
         if column.minimum is not None:
             checks.append((pa.Check.ge(column.minimum), "negative_value"))
+        if column.maximum is not None:
+            checks.append((pa.Check.le(column.maximum), "too_large"))
         if column.allowed is not None:
             rule = "unknown_outcome" if column.name == "outcome" else "unknown_value"
             checks.append((pa.Check.isin(list(column.allowed)), rule))
@@ -204,6 +206,19 @@ def _negative(frame, column, positions, rule, scope, funnel) -> None:
     )
 
 
+def _too_large(frame, column, positions, rule, scope, funnel) -> None:
+    bound = CONTRACT[scope.table].column(column).maximum
+    scope.error(
+        rule,
+        f"{plural(len(positions), 'value', 'are')} above the contract's maximum "
+        f"{bound:,.0f}, e.g. {examples(frame[column].iloc[positions])}",
+        positions=positions,
+        column=column,
+        hint=f"check the unit or the export of {column} on those rows (a value this large "
+        "is an error, and would make sums and forecasts overflow)",
+    )
+
+
 def _unknown_outcome(frame, column, positions, rule, scope, funnel) -> None:
     scope.error(
         rule,
@@ -247,6 +262,7 @@ def _generic_failure(frame, column, positions, rule, scope, funnel) -> None:
 PANDERA_MESSAGES: dict[str, Callable[..., None]] = {
     "duplicate_id": _duplicate_ids,
     "negative_value": _negative,
+    "too_large": _too_large,
     "unknown_outcome": _unknown_outcome,
     "unknown_stage": _unknown_stage,
 }

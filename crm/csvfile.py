@@ -2,6 +2,10 @@
 
 Used by :mod:`crm.read`. Every problem is raised as :class:`UnusableFile`, already
 phrased for the user (rule id, message, hint, line numbers); nothing here reports.
+
+A cell holds at most :data:`MAX_CELL_BYTES` (1 MiB): a larger one is a dump, not a CRM
+field, and is reported as ``cell_too_large`` with its line. NUL bytes (UTF-16 without a
+byte order mark, a binary file) are ``not_utf8`` / ``binary_file``, not ragged rows.
 """
 
 from __future__ import annotations
@@ -21,6 +25,8 @@ from crm.provenance import plural
 from crm.schemas import CONTRACT
 
 _CHUNK = 1 << 24
+#: Largest cell, in bytes; also the parser's block size (a record must fit in a block).
+MAX_CELL_BYTES = 1 << 20
 _SEPARATORS = ((";", "semicolon"), ("\t", "tab"), ("|", "pipe"))
 UTF8_HINT = "re-save the file as UTF-8 (in Excel: 'CSV UTF-8 (comma delimited)')"
 
@@ -40,6 +46,7 @@ def read_header(path: Path) -> list[str]:
         rest_blank = not first.strip(b"\xef\xbb\xbf \t\r\n") and not fh.read(_CHUNK).strip()
     if rest_blank:
         raise UnusableFile("empty_file", "the file is empty", hint="export the table with a header")
+    check_nul_bytes(path)
     try:
         text = first.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -52,6 +59,34 @@ def read_header(path: Path) -> list[str]:
             hint="delete the blank lines above the header",
         )
     return [c.strip() for c in next(csv.reader([text.rstrip("\r\n")]), [])]
+
+
+def check_nul_bytes(path: Path) -> None:
+    """Raise for NUL bytes in the first block: UTF-16 without a byte order mark (every
+    other byte NUL), else a binary file. Valid UTF-8 text never holds NUL bytes."""
+    with path.open("rb") as fh:
+        head = fh.read(1 << 16)
+    if b"\x00" not in head or head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return  # no NUL, or UTF-16 with a BOM (reported by _not_utf8)
+    even, odd = head[0::2], head[1::2]
+    if odd.count(0) > 0.4 * len(odd) and even.count(0) < 0.1 * len(even):
+        order = "little-endian"
+    elif even.count(0) > 0.4 * len(even) and odd.count(0) < 0.1 * len(odd):
+        order = "big-endian"
+    else:
+        line = head.count(b"\n", 0, head.index(b"\x00")) + 1
+        raise UnusableFile(
+            "binary_file",
+            f"the file holds NUL bytes (first on line {line}): it is not a text CSV file",
+            rows=(line,),
+            hint="export the table as CSV (comma separated, UTF-8) or Parquet",
+        )
+    raise UnusableFile(
+        "not_utf8",
+        f"the file is UTF-16 ({order}, without a byte order mark), not UTF-8",
+        rows=(1,),
+        hint=UTF8_HINT,
+    )
 
 
 def check_separator(name: str, header: list[str]) -> None:
@@ -98,7 +133,9 @@ def parse_csv(path: Path, ncols: int) -> pd.DataFrame:
     try:
         table = pacsv.read_csv(
             path,
-            read_options=pacsv.ReadOptions(column_names=names, skip_rows=1),
+            read_options=pacsv.ReadOptions(
+                column_names=names, skip_rows=1, block_size=4 * MAX_CELL_BYTES
+            ),
             parse_options=pacsv.ParseOptions(
                 newlines_in_values=True, ignore_empty_lines=False, invalid_row_handler=on_invalid
             ),
@@ -114,7 +151,16 @@ def parse_csv(path: Path, ncols: int) -> pd.DataFrame:
         raise _malformed(path, ncols, str(exc)) from exc
     if ragged:
         raise _malformed(path, ncols, "")
+    _check_cell_sizes(path, table, ncols)
     return pa.table([_clean_arrow(c) for c in table.columns], names=names).to_pandas()
+
+
+def _check_cell_sizes(path: Path, table: pa.Table, ncols: int) -> None:
+    """Raise ``cell_too_large`` (with its line) for a cell over :data:`MAX_CELL_BYTES`."""
+    for column in table.columns:
+        if len(column) and (pc.max(pc.binary_length(column)).as_py() or 0) > MAX_CELL_BYTES:
+            _scan_records(path, ncols)  # raises with the line when the parser sees it
+            raise _too_large(None)
 
 
 def _clean_arrow(column: pa.ChunkedArray) -> pa.ChunkedArray:
@@ -165,9 +211,11 @@ def _scan_records(path: Path, ncols: int) -> tuple[list[int], list[tuple[int, in
     starts: list[int] = []
     bad: list[tuple[int, int]] = []
     previous = 0
+    limit = csv.field_size_limit()
     with path.open(encoding="utf-8-sig", newline="") as fh:
         reader = csv.reader(fh, strict=True)
         try:
+            csv.field_size_limit(MAX_CELL_BYTES)
             next(reader, None)
             previous = reader.line_num
             for record in reader:
@@ -176,6 +224,8 @@ def _scan_records(path: Path, ncols: int) -> tuple[list[int], list[tuple[int, in
                     bad.append((previous + 1, len(record)))
                 previous = reader.line_num
         except csv.Error as exc:
+            if "field larger than field limit" in str(exc):
+                raise _too_large(previous + 1) from exc
             what = "a quote opened" if "end of data" in str(exc) else f"broken quoting ({exc})"
             raise UnusableFile(
                 "malformed_csv",
@@ -185,7 +235,21 @@ def _scan_records(path: Path, ncols: int) -> tuple[list[int], list[tuple[int, in
                 hint="check the quotes on that line: a value with commas or line breaks "
                 'must be wrapped in double quotes, and quotes inside it doubled ("")',
             ) from exc
+        finally:
+            csv.field_size_limit(limit)
     return starts, bad
+
+
+def _too_large(line: int | None) -> UnusableFile:
+    where = f" in the record starting on line {line}" if line else ""
+    return UnusableFile(
+        "cell_too_large",
+        f"a value{where} is larger than {MAX_CELL_BYTES // (1 << 20)} MiB, the contract's "
+        "limit for one cell",
+        rows=(line,) if line else (),
+        hint="leave long texts (notes, e-mail bodies) out of the export, or check that a "
+        "quote opened on that line is closed",
+    )
 
 
 def _malformed(path: Path, ncols: int, detail: str) -> UnusableFile:

@@ -13,6 +13,7 @@ import pandas as pd
 
 from crm.coerce import coerce_table
 from crm.data import CRMData
+from crm.health import HealthSettings, check_health
 from crm.provenance import Provenance
 from crm.read import locate_tables, read_table
 from crm.report import ValidationReport
@@ -33,11 +34,18 @@ class LoadResult:
     sources: dict[str, Path] = field(default_factory=dict)
 
 
-def load_crm(folder: Path, *, funnel: Funnel, as_of: pd.Timestamp | None) -> LoadResult:
+def load_crm(
+    folder: Path,
+    *,
+    funnel: Funnel,
+    as_of: pd.Timestamp | None,
+    health: HealthSettings | None = None,
+) -> LoadResult:
     """Read, type and validate the CRM tables in ``folder``.
 
     ``as_of`` (tz-aware UTC; naive is read as UTC; None skips the check) is the instant
-    after which timestamps are warned about as ``future_timestamp``. Never raises for bad
+    after which timestamps are warned about as ``future_timestamp``. With ``health``, data
+    without errors also gets the data-health warnings of :mod:`crm.health`. Never raises for bad
     data: a missing folder, unreadable files and broken values are all findings. An
     unexpected failure inside dealcast itself is reported as ``internal_error``.
     """
@@ -52,6 +60,8 @@ def load_crm(folder: Path, *, funnel: Funnel, as_of: pd.Timestamp | None) -> Loa
             if raw is not None:
                 tables[name], provenance[name] = coerce_table(raw, funnel, report)
         validate_tables(tables, funnel=funnel, as_of=as_of, report=report, provenance=provenance)
+        if health is not None and report.ok and "deals" in tables:
+            check_health(tables, settings=health, report=report, provenance=provenance, as_of=as_of)
     except Exception as exc:  # noqa: BLE001 - a bug must still end as a report, not a traceback
         report.error(
             "internal_error",

@@ -13,6 +13,8 @@ values may span lines); a Parquet row by its 1-based position.
 from __future__ import annotations
 
 import csv
+import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -72,7 +74,8 @@ def locate_tables(folder: Path, report: ValidationReport) -> dict[str, Path]:
         return {}
     found: dict[str, Path] = {}
     for name in TABLES:
-        candidates = [folder / f"{name}{s}" for s in SUFFIXES if (folder / f"{name}{s}").is_file()]
+        candidates = [folder / f"{name}{s}" for s in SUFFIXES]
+        candidates = [p for p in candidates if _regular(p, name, report)]
         if len(candidates) > 1:
             report.error(
                 "ambiguous_table",
@@ -88,9 +91,48 @@ def locate_tables(folder: Path, report: ValidationReport) -> dict[str, Path]:
     return found
 
 
+def _regular(path: Path, name: str, report: ValidationReport) -> Path | None:
+    """``path`` if it is a regular file (or a link to one); None if absent; an error
+    finding if it exists but is a folder, device, FIFO, socket or broken link (reading it
+    could hang or pass an empty table off as a missing one)."""
+    if not os.path.lexists(path):
+        return None
+    try:
+        mode = path.stat().st_mode
+    except OSError as exc:
+        what = "a broken link" if path.is_symlink() else f"unreadable ({exc.strerror})"
+    else:
+        if stat.S_ISREG(mode):
+            return path
+        what = _kind(mode)
+        if path.is_symlink():
+            what = f"a link to {what} ({os.readlink(path)})"
+    report.error(
+        "not_a_file",
+        name,
+        f"{path.name} is {what}, not a regular file",
+        file=path.name,
+        hint=f"replace {path.name} by the exported table (a regular file), or remove it",
+    )
+    return None
+
+
+def _kind(mode: int) -> str:
+    for test, what in (
+        (stat.S_ISDIR, "a folder"),
+        (stat.S_ISFIFO, "a named pipe (FIFO)"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+        (stat.S_ISSOCK, "a socket"),
+    ):
+        if test(mode):
+            return what
+    return "a special file"
+
+
 def _report_missing_deals(folder: Path, found: dict[str, Path], report: ValidationReport) -> None:
     if "deals" in found or any(
-        f.rule == "ambiguous_table" and f.table == "deals" for f in report.findings
+        f.rule in ("ambiguous_table", "not_a_file") and f.table == "deals" for f in report.findings
     ):
         return
     near = sorted(p.name for p in folder.iterdir() if p.stem.lower().startswith("deal"))

@@ -88,6 +88,7 @@ def check_relations(tables: Mapping[str, pd.DataFrame], scopes: Mapping[str, Sco
         _before_created(history, links.take("stage_history", "deal_id", "created_at"), scopes)
         if {"stage", "entered_at"} <= set(history.columns):
             _outcome_mismatch(history, deals, scopes["deals"])
+            _reopened(history, deals, scopes["deals"])
     if "touchpoints" in tables and "account_id" in tables["touchpoints"]:
         expected = links.take("touchpoints", "deal_id", "account_id")
         _account_mismatch(tables["touchpoints"]["account_id"], expected, scopes)
@@ -185,6 +186,38 @@ def _outcome_mismatch(history: pd.DataFrame, deals: pd.DataFrame, scope: Scope) 
             hint="a closed deal's last stage row should be its outcome (won/lost); an open "
             "deal's should be an open stage",
         )
+
+
+def _reopened(history: pd.DataFrame, deals: pd.DataFrame, scope: Scope) -> None:
+    """Deals whose stage history leaves won/lost for a later stage (docs/data-contract.md,
+    "Reopened deals"): counted, with how many are closed again and how many are open."""
+    ordered = history.dropna(subset=["deal_id", "entered_at"]).sort_values(
+        ["deal_id", "entered_at"], kind="stable"
+    )
+    following = ordered.groupby("deal_id", sort=False)["stage"].shift(-1)
+    left = ordered[ordered["stage"].isin((WON, LOST)).to_numpy() & following.notna().to_numpy()]
+    if left.empty:
+        return
+    mask = deals["deal_id"].isin(left["deal_id"].unique()).to_numpy()
+    if not mask.any():
+        return
+    first = left.iloc[0]
+    again = ordered[ordered["deal_id"] == first["deal_id"]]
+    reopen = again[again["entered_at"] > first["entered_at"]].iloc[0]
+    outcome = deals["outcome"] if "outcome" in deals else pd.Series(np.nan, index=deals.index)
+    closed_again = int(outcome[mask].isin((WON, LOST)).sum())
+    scope.warning(
+        "reopened_deal",
+        f"{int(mask.sum())} deal{' was' if mask.sum() == 1 else 's were'} reopened after a close: "
+        f"{closed_again} closed again, {int(mask.sum()) - closed_again} open now; e.g. deal "
+        f"{first['deal_id']!r} {first['stage']} {first['entered_at']:%Y-%m-%d}, reopened "
+        f"{reopen['entered_at']:%Y-%m-%d} ({reopen['stage']!r})",
+        mask=mask,
+        column="deal_id",
+        hint="a reopened deal keeps its id; its outcome and closed_at are the final ones; "
+        "between a close and the reopening its stage is won/lost (its stage rows say so); "
+        "see docs/data-contract.md, Reopened deals",
+    )
 
 
 def _account_mismatch(

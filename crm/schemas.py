@@ -20,6 +20,9 @@ TIMESTAMP_DTYPE = "datetime64[us, UTC]"
 WON = "won"
 LOST = "lost"
 OUTCOMES = (WON, LOST)
+#: Largest ``deals.amount`` the contract accepts (a trillion in the CRM's currency): a
+#: bigger one is a unit or export error, and sums of such amounts overflow to ``inf``.
+MAX_AMOUNT = 1e12
 #: Channels the contract names as examples; other channels are accepted with a warning.
 KNOWN_CHANNELS = (
     "email",
@@ -41,7 +44,7 @@ KNOWN_ROLES = ("decision_maker", "champion", "influencer", "finance", "procureme
 class ColumnSpec:
     """One column of the contract.
 
-    ``minimum`` is an inclusive lower bound for numbers; ``allowed`` lists the only legal
+    ``minimum`` / ``maximum`` are inclusive bounds for numbers; ``allowed`` lists the only legal
     values (after the funnel's outcome names are mapped to ``won``/``lost``).
     """
 
@@ -50,6 +53,7 @@ class ColumnSpec:
     required: bool = False
     unique: bool = False
     minimum: float | None = None
+    maximum: float | None = None
     allowed: tuple[str, ...] | None = None
     meaning: str = ""
 
@@ -101,7 +105,13 @@ DEALS = TableSpec(
         ColumnSpec("created_at", "timestamp", required=True, meaning="entered the funnel"),
         ColumnSpec("account_id", "id", meaning="references accounts.account_id"),
         ColumnSpec("owner_id", "id", meaning="the sales rep"),
-        ColumnSpec("amount", "number", minimum=0, meaning="expected deal value, one currency"),
+        ColumnSpec(
+            "amount",
+            "number",
+            minimum=0,
+            maximum=MAX_AMOUNT,
+            meaning="expected deal value, one currency",
+        ),
         ColumnSpec("source", "category", meaning="lead source / first channel"),
         ColumnSpec("product", "category"),
         ColumnSpec("expected_close_date", "date", meaning="the rep's own close date"),

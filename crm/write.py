@@ -62,6 +62,32 @@ def write_crm(data: CRMData, folder: Path, *, fmt: Literal["csv", "parquet"]) ->
     return written
 
 
+def move_crm(staging: Path, folder: Path) -> dict[str, Path]:
+    """Move the contract tables of ``staging`` (written by :func:`write_crm`) into
+    ``folder``; return their new paths.
+
+    For an import that validates what it wrote before replacing the user's folder:
+    ``staging`` must be on the same file system (a sibling). Each table is renamed over its
+    old file (atomic per file); afterwards the folder holds exactly these tables, as
+    :func:`write_crm` leaves it. Other files in ``folder`` are left alone.
+    """
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    moved: dict[str, Path] = {}
+    for name in TABLES:
+        for suffix in FORMATS:
+            source = Path(staging) / f"{name}.{suffix}"
+            if source.is_file():
+                os.replace(source, folder / source.name)
+                moved[name] = folder / source.name
+    for name in TABLES:
+        for suffix in FORMATS:
+            stale = folder / f"{name}.{suffix}"
+            if moved.get(name) != stale:
+                stale.unlink(missing_ok=True)
+    return moved
+
+
 def write_frame(frame: pd.DataFrame, path: Path) -> None:
     """Write one frame to ``path`` (.csv or .parquet) atomically.
 

@@ -45,6 +45,7 @@ def build_features(
     trend_days: int,
     recency_channels: tuple[str, ...],
     prior_strength: float,
+    deal_ids: tuple[str, ...] | None = None,
 ) -> pd.DataFrame:
     """Point-in-time features of every deal open at each of ``as_of_dates``.
 
@@ -53,9 +54,13 @@ def build_features(
     ``trend_days`` the span of the touch trend, ``recency_channels`` the channels with
     their own days-since-last column, ``prior_strength`` the weight (in closed deals) of
     the overall win rate in smoothed rates. One date gives the scoring snapshot.
+    ``deal_ids`` keeps only the rows of those deals (all of ``data`` still counts for
+    rates and aggregates): the same rows as the full build, e.g. to score one deal fast.
     """
     deals = Deals.of(data.deals)
     spine = Spine.build(deals, as_of_index(as_of_dates))
+    if deal_ids is not None:
+        spine = spine.only(deals.codes(pd.Series(list(deal_ids), dtype="str")))
     rates = {"prior_strength": prior_strength, "overall": overall_win_rate(deals, spine.at)}
     columns: dict[str, object] = {}
     columns |= deal_features(deals, spine, funnel=funnel, **rates)

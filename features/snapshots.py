@@ -16,15 +16,36 @@ from crm.data import CRMData
 from crm.schemas import LOST, WON
 from features.point_in_time import NAT, NEVER, At, index_in, to_us
 
+MAX_SNAPSHOTS = 5_000
+"""No plan may hold more snapshot dates: 96 years of weeks, 13 years of days. More means a
+wrong start or end (a date typed as 9999-12-31), and would exhaust memory long before it
+finished, so it is an error, not a slow run."""
+
+
+class TooManySnapshotsError(ValueError):
+    """The planned snapshot series is longer than :data:`MAX_SNAPSHOTS`."""
+
 
 def snapshot_dates(start: pd.Timestamp, end: pd.Timestamp, freq: str) -> pd.DatetimeIndex:
     """Snapshot times from ``start`` to ``end`` (both inclusive) at pandas frequency ``freq``.
 
     Times are midnights UTC (``start`` is floored to its day; ``W-MON`` gives Mondays 00:00,
     i.e. everything that happened up to the end of Sunday). Naive inputs are read as UTC.
+    Raises :class:`TooManySnapshotsError` (naming freq, start and end) when there would be
+    more than :data:`MAX_SNAPSHOTS`; the check allocates at most that many dates.
     """
-    start, end = _utc(start).normalize(), _utc(end)
-    dates = pd.date_range(start, end, freq=freq)
+    start, end = _utc(start).normalize().as_unit("us"), _utc(end).as_unit("us")
+    try:
+        probe = pd.date_range(start, periods=MAX_SNAPSHOTS + 1, freq=freq, unit="us")
+    except (OverflowError, pd.errors.OutOfBoundsDatetime):
+        probe = None  # the bound lies beyond the calendar: end is surely before it
+    if probe is not None and probe[-1] <= end:
+        raise TooManySnapshotsError(
+            f"snapshots every {freq!r} from {start.date()} to {end.date()} would be more than "
+            f"{MAX_SNAPSHOTS:,}: check features.freq, features.start and the data's end "
+            "(features.data_end, or the latest event; a date such as 9999-12-31 in the data?)"
+        )
+    dates = pd.date_range(start, end, freq=freq, unit="us")
     return pd.DatetimeIndex(dates, name="as_of").as_unit("us")
 
 
@@ -32,6 +53,15 @@ def as_of_index(times: pd.DatetimeIndex | list[pd.Timestamp]) -> pd.DatetimeInde
     """Given as-of times as a sorted, de-duplicated ``datetime64[us, UTC]`` index."""
     index = pd.DatetimeIndex(pd.to_datetime(list(times), utc=True))
     return pd.DatetimeIndex(index.unique().sort_values(), name="as_of").as_unit("us")
+
+
+EVENT_COLUMNS = (
+    ("deals", "created_at"),
+    ("deals", "closed_at"),
+    ("stage_history", "entered_at"),
+    ("touchpoints", "occurred_at"),
+)
+"""The event times of the contract: what happened, as opposed to plans."""
 
 
 def _utc(t: pd.Timestamp) -> pd.Timestamp:
@@ -114,6 +144,12 @@ class Spine:
         offset = np.arange(len(deal), dtype=np.int64) - np.repeat(np.cumsum(n) - n, n)
         return cls(deal=deal, at=At(d, np.repeat(first, n) + offset), dates=dates)
 
+    def only(self, deal_positions: np.ndarray) -> Spine:
+        """The rows of these deal positions (unknown ones, -1, are ignored)."""
+        keep = np.isin(self.deal, deal_positions[deal_positions >= 0])
+        at = At(self.at.values, self.at.index[keep])
+        return Spine(deal=self.deal[keep], at=at, dates=self.dates)
+
     def output_order(self) -> np.ndarray:
         """Positions that sort the rows by (as_of, deal_id): deal positions follow ids."""
         return np.lexsort((self.deal, self.at.index))
@@ -129,21 +165,22 @@ class Spine:
         )
 
 
-def latest_timestamp(data: CRMData) -> pd.Timestamp:
+def latest_timestamp(data: CRMData, *, not_after: pd.Timestamp | None = None) -> pd.Timestamp:
     """The latest event in the data: a safe stand-in for when it was extracted.
 
     Event times only (creations, closes, stage entries, touches); the rep's
     ``expected_close_date`` is a plan and may lie in the future. Using it as ``data_end``
     is conservative: the real extraction was at or after it, so no label is claimed known
-    that is not.
+    that is not. With ``not_after`` (the clock), later times are implausible and ignored.
     """
-    times = [data.deals["created_at"].max()]
-    if "closed_at" in data.deals:
-        times.append(data.deals["closed_at"].max())
-    for table, column in (("stage_history", "entered_at"), ("touchpoints", "occurred_at")):
+    times = []
+    for table, column in EVENT_COLUMNS:
         frame = data.table(table)
-        if frame is not None and len(frame):
-            times.append(frame[column].max())
+        if frame is not None and column in frame and len(frame):
+            values = frame[column]
+            if not_after is not None:
+                values = values[(values <= not_after).fillna(False).to_numpy(bool)]
+            times.append(values.max())
     known = [t for t in times if not pd.isna(t)]
     if not known:
         raise ValueError("the data has no timestamps, so it has no as-of")

@@ -1,6 +1,7 @@
 """Baselines, trained and scored on the same rows as the models.
 
-* :class:`BaseRate` - the overall rate of the training rows;
+* :class:`BaseRate` - the overall rate of the training rows, with a Jeffreys prior (half a
+  positive and half a negative pseudo-row), so no history ever yields exactly 0 or 1;
 * :class:`StageRateTable` - the table every CRM ships: the rate of the training rows at the
   same stage, shrunk towards the base rate by ``prior_strength`` pseudo-rows;
 * :class:`TransitionMatrix` - the empirical from -> to matrix of next states (skips and
@@ -34,11 +35,16 @@ def stage_of(X: pd.DataFrame) -> np.ndarray:
     return s.where(s.notna(), ALL).astype(str).to_numpy(dtype=object)
 
 
+def prior_rate(y: np.ndarray) -> float:
+    """(positives + 1/2) / (rows + 1): the rate with a Jeffreys prior, never 0 or 1."""
+    return float((np.sum(y) + 0.5) / (len(y) + 1.0))
+
+
 class BaseRate(ClassifierMixin, BaseEstimator):
     """The overall positive rate of the training rows, for every row."""
 
     def fit(self, X: pd.DataFrame, y) -> BaseRate:
-        self.rate_ = float(np.mean(np.asarray(y, float)))
+        self.rate_ = prior_rate(np.asarray(y, float))
         self.classes_ = np.array([False, True])
         return self
 
@@ -59,7 +65,7 @@ class StageRateTable(ClassifierMixin, BaseEstimator):
 
     def fit(self, X: pd.DataFrame, y) -> StageRateTable:
         y = np.asarray(y, float)
-        self.base_rate_ = float(y.mean())
+        self.base_rate_ = prior_rate(y)
         frame = pd.DataFrame({"stage": stage_of(X), "y": y})
         g = frame.groupby("stage")["y"].agg(["sum", "count"])
         k = self.prior_strength

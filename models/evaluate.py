@@ -13,23 +13,36 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from models.baselines import BaseRate, LogisticBaseline, stage_of
+from models.baselines import BaseRate, LogisticBaseline, StageRateTable, stage_of
 from models.close_probability import CloseProbabilityModel
 from models.metrics import binary_metrics, multiclass_metrics
-from models.next_stage import NextStageModel
+from models.next_stage import NextStageModel, consistent_with_close
 
-CLOSE_MODELS = ("p_win", "p_win_lightgbm", "p_win_base_rate", "p_win_stage_rate", "p_win_logreg")
+CLOSE_MODELS = (
+    "p_win",
+    "p_win_lightgbm",
+    "p_win_fixed_horizon",
+    "p_win_stage_rate",
+    "p_win_base_rate",
+    "p_win_logreg",
+)
 NEXT_PREFIX = "p_next__"
 MATRIX_PREFIX = "p_next_tm__"
 
 
 @dataclass(frozen=True)
 class FittedModels:
-    """Everything trained at one cutoff: the two models and the baselines."""
+    """Everything trained at one cutoff: the two served models and the baselines.
 
-    close: CloseProbabilityModel
-    base_rate: BaseRate
-    logreg: LogisticBaseline
+    ``close`` is a :class:`~models.hazard.HazardCloseModel`. The fixed-horizon baselines are
+    None when no snapshot's H-day label was known at the cutoff (a history shorter than H).
+    """
+
+    close: object
+    fixed_horizon: CloseProbabilityModel | None
+    stage_rate: StageRateTable | None
+    base_rate: BaseRate | None
+    logreg: LogisticBaseline | None
     next_stage: NextStageModel | None
 
 
@@ -51,12 +64,13 @@ def prediction_frame(
     close = models.close
     watched = (labels["as_of"] + pd.Timedelta(days=horizon_days) <= data_end).to_numpy()
     won = labels[f"won_within_{horizon_days}d"].astype("boolean").where(watched)
+    p_win, fallbacks = close.predict_checked(features)
     out = pd.DataFrame(
         {
             "deal_id": features["deal_id"].to_numpy(),
             "as_of": features["as_of"].to_numpy(),
             "stage": stage_of(features).astype(str),
-            "p_win": close.predict_proba(features)[:, 1],
+            "p_win": p_win,
             "won": won.to_numpy(),
             "won_eventually": labels["outcome"]
             .eq("won")
@@ -64,20 +78,32 @@ def prediction_frame(
             .where(labels["outcome"].notna())
             .to_numpy(),
             "p_win_lightgbm": close.predict_lightgbm(features),
-            "p_win_base_rate": models.base_rate.predict_proba(features)[:, 1],
-            "p_win_stage_rate": close.stage_table_.predict_proba(features)[:, 1],
-            "p_win_logreg": models.logreg.predict_proba(features)[:, 1],
+            "p_win_fixed_horizon": _p(models.fixed_horizon, features),
+            "p_win_stage_rate": _p(models.stage_rate, features),
+            "p_win_base_rate": _p(models.base_rate, features),
+            "p_win_logreg": _p(models.logreg, features),
         }
     )
     out["stage"] = out["stage"].astype("str")
+    out["drift_fallback"] = out["as_of"].astype(str).isin([str(e["as_of"]) for e in fallbacks])
     if models.next_stage is not None and "next_stage" in labels:
         nxt = labels["next_stage"].astype("object").where(watched)
-        out = pd.concat([out, _next_stage_columns(features, nxt, models.next_stage)], axis=1)
+        next_cols = _next_stage_columns(features, nxt, models.next_stage, p_win)
+        out = pd.concat([out, next_cols], axis=1)
     return out
 
 
-def _next_stage_columns(features, true: pd.Series, model: NextStageModel) -> pd.DataFrame:
-    proba = model.predict_proba(features).reset_index(drop=True)
+def _p(model, features: pd.DataFrame) -> np.ndarray:
+    """P(positive) of a fitted baseline, NaN for every row when it could not be fitted."""
+    if model is None:
+        return np.full(len(features), np.nan)
+    return model.predict_proba(features)[:, 1]
+
+
+def _next_stage_columns(
+    features, true: pd.Series, model: NextStageModel, p_win: np.ndarray
+) -> pd.DataFrame:
+    proba = consistent_with_close(model.predict_proba(features).reset_index(drop=True), p_win)
     matrix = model.predict_matrix_baseline(features).reset_index(drop=True)
     true = true.reset_index(drop=True)
     classes = list(proba.columns)

@@ -30,6 +30,8 @@ __all__ = [
     "Value",
     "catalogue_meanings",
     "phrase",
+    "drivers_from",
+    "model_drivers",
     "top_drivers",
 ]
 
@@ -66,15 +68,32 @@ def _label(feature: str, meanings: dict[str, str]) -> str:
 def top_drivers(
     lgbm, matrix: pd.DataFrame, *, top_n: int, meanings: dict[str, str]
 ) -> pd.DataFrame:
+    """:func:`drivers_from` the contributions of a fitted binary LGBMClassifier."""
+    contrib = np.asarray(lgbm.predict(matrix, pred_contrib=True))[:, :-1]
+    return drivers_from(contrib, matrix, top_n=top_n, meanings=meanings)
+
+
+def model_drivers(close, features: pd.DataFrame, *, top_n: int) -> pd.DataFrame | None:
+    """Drivers of a close model's score for every row of ``features``; None when the
+    served score is its baseline alone (trees that serve nobody explain nothing)."""
+    if not close.explainable or features.empty:
+        return None
+    contrib, matrix = close.contributions(features.reset_index(drop=True))
+    meanings = catalogue_meanings(list(matrix.columns))
+    return drivers_from(contrib, matrix, top_n=top_n, meanings=meanings)
+
+
+def drivers_from(
+    contrib: np.ndarray, matrix: pd.DataFrame, *, top_n: int, meanings: dict[str, str]
+) -> pd.DataFrame:
     """The ``top_n`` features pushing each row's score up and down.
 
-    ``lgbm`` is a fitted LGBMClassifier (binary) and ``matrix`` its input rows. Returns one
+    ``contrib`` holds one log-odds contribution per (row, column of ``matrix``). Returns one
     row per (input row, direction, rank): ``row`` (position), ``direction`` (up/down),
     ``feature``, ``value``, ``contribution`` (log-odds) and ``phrase``. A driver whose
     phrase carries no direction (e.g. "about the usual age for this stage") is skipped and
     the next one of that direction takes its place.
     """
-    contrib = np.asarray(lgbm.predict(matrix, pred_contrib=True))[:, :-1]
     names = list(matrix.columns)
     out = []
     for i in range(len(matrix)):

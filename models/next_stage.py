@@ -2,7 +2,8 @@
 
 LightGBM multiclass on the earlier training snapshots, shrunk towards the empirical
 transition matrix: ``w * p_lightgbm + (1 - w) * p_matrix`` with ``w`` in ``blend_weights``
-chosen by multiclass log loss on the latest slice, kept only if its gain is at least
+chosen by multiclass log loss on the latest slice of deals the trees never saw
+(:func:`models.splits.holdout_masks`), kept only if its gain is at least
 ``guard_z`` deal-clustered standard errors (``w = 0``: too little signal, the matrix is
 served). Output columns are all of ``states``; a state never seen as a next move in
 training gets only the matrix's smoothing mass (and ``floor`` at least).
@@ -15,10 +16,12 @@ import pandas as pd
 from lightgbm import LGBMClassifier
 from sklearn.base import BaseEstimator
 
+from crm.schemas import LOST
 from models.baselines import TransitionMatrix
-from models.close_probability import _decision, _time_masks, fit_lgbm
+from models.close_probability import _decision, fit_lgbm
 from models.guard import choose_weight
 from models.preprocess import FeatureMatrix
+from models.splits import holdout_masks
 
 MIN_ROWS = 50
 
@@ -63,7 +66,10 @@ class NextStageModel(BaseEstimator):
         y = pd.Series(np.asarray(y, dtype=object)).astype(str).to_numpy()
         self.classes_ = np.array(list(self.states), dtype=object)
         self.matrix_ = FeatureMatrix().fit(X)
-        fit_rows, cal_rows = _time_masks(X["as_of"], self.calibration_fraction)
+        fit_rows, cal_rows = holdout_masks(
+            X["as_of"], X["deal_id"],
+            calibration_fraction=self.calibration_fraction, seed=self.random_state,
+        )  # fmt: skip
         self.lgbm_, self.seen_ = None, np.array([], dtype=object)
         self.weight_, self.guard_ = (
             0.0,
@@ -143,3 +149,29 @@ class NextStageModel(BaseEstimator):
     def predict_matrix_baseline(self, X: pd.DataFrame) -> pd.DataFrame:
         p = self.matrix_model_.predict_proba(X)
         return pd.DataFrame(p, columns=self.classes_, index=X.index)
+
+
+def consistent_with_close(proba: pd.DataFrame, p_win: np.ndarray) -> pd.DataFrame:
+    """Next-state probabilities that agree with the close model.
+
+    A deal whose next move is "lost" cannot be won within the horizon (the contract has no
+    reopening), so P(next = lost) <= 1 - p_win. Where the next-stage model says more, the
+    excess moves to the other states in proportion to their probabilities. The close
+    model is the calibrated one, so it is the one kept.
+    """
+    if LOST not in proba.columns:
+        return proba
+    values = proba.to_numpy(float, copy=True)
+    j = proba.columns.get_loc(LOST)
+    excess = np.maximum(values[:, j] - (1.0 - np.asarray(p_win, float)), 0.0)
+    others = np.delete(np.arange(values.shape[1]), j)
+    rest = values[:, others].sum(axis=1)
+    share = np.divide(
+        values[:, others],
+        rest[:, None],
+        out=np.zeros_like(values[:, others]),
+        where=rest[:, None] > 0,
+    )
+    values[:, others] += share * excess[:, None]
+    values[:, j] -= excess
+    return pd.DataFrame(values, columns=proba.columns, index=proba.index)

@@ -216,7 +216,7 @@ RULES: tuple[tuple[str, Rule, Missing | str | None], ...] = (
             if round(v) == 0
             else f"account has {_plural(v, 'other open deal')}"
         ),
-        None,
+        "no account on the deal",
     ),
     (
         r"account__n_won",
@@ -225,7 +225,7 @@ RULES: tuple[tuple[str, Rule, Missing | str | None], ...] = (
             if round(v) == 0
             else f"{_plural(v, 'deal')} won with the account"
         ),
-        None,
+        "no account on the deal",
     ),
     (
         r"account__n_lost",
@@ -234,11 +234,19 @@ RULES: tuple[tuple[str, Rule, Missing | str | None], ...] = (
             if round(v) == 0
             else f"{_plural(v, 'deal')} lost with the account"
         ),
-        None,
+        "no account on the deal",
     ),
-    (r"account__win_rate", lambda m, v, r: f"account wins {_pct(v)} of closed deals", None),
+    (
+        r"account__win_rate",
+        lambda m, v, r: f"account wins {_pct(v)} of closed deals",
+        "no account on the deal",
+    ),
     # owner
-    (r"owner__win_rate", lambda m, v, r: f"rep wins {_pct(v)} of closed deals", None),
+    (
+        r"owner__win_rate",
+        lambda m, v, r: f"rep wins {_pct(v)} of closed deals",
+        "no rep on the deal",
+    ),
     (
         r"owner__n_closed",
         lambda m, v, r: (
@@ -246,9 +254,13 @@ RULES: tuple[tuple[str, Rule, Missing | str | None], ...] = (
             if round(v) == 0
             else f"rep has closed {_plural(v, 'deal')}"
         ),
-        None,
+        "no rep on the deal",
     ),
-    (r"owner__open_deals", lambda m, v, r: f"rep has {_plural(v, 'open deal')}", None),
+    (
+        r"owner__open_deals",
+        lambda m, v, r: f"rep has {_plural(v, 'open deal')}",
+        "no rep on the deal",
+    ),
     # calendar
     (
         r"cal__days_to_quarter_end",

@@ -1,24 +1,31 @@
 """Fit the close-probability and next-stage models and their baselines at one cutoff.
 
-The caller builds the training snapshots with :mod:`models.splits` (``as_of + H <= cutoff``)
-and their labels with ``data_end = cutoff``, so every label here is known at the cutoff.
+The caller builds every snapshot up to the cutoff with labels at ``data_end = cutoff``
+(nothing after the cutoff is known):
 
-* close probability: target ``won_within_{H}d``; a deal eventually won after more than H
-  days counts as not won within H (measured on the backtest by
-  :func:`models.evaluate.censoring_bias`);
-* next stage: the training snapshots whose next move happened by the cutoff; snapshots
+* the served close model (:class:`~models.hazard.HazardCloseModel`) uses **every**
+  snapshot, each interval after as_of once it is fully observed at the cutoff;
+* the fixed-horizon baselines (its predecessor ``p_win_fixed_horizon``, the stage-rate
+  table, the base rate, logistic regression) use only snapshots with ``as_of + H <=
+  cutoff``, whose ``won_within_{H}d`` label is known; a deal eventually won after more than
+  H days counts as not won within H (measured by :func:`models.evaluate.censoring_bias`);
+* next stage: those same snapshots whose next move happened by the cutoff; snapshots
   with no move by then (stalled deals, at least H days without a move) are dropped, which
   under-represents long stalls; :func:`next_stage_coverage` reports the share dropped.
 """
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
-from models.baselines import BaseRate, LogisticBaseline
+from models.baselines import BaseRate, LogisticBaseline, StageRateTable
 from models.close_probability import CloseProbabilityModel
 from models.evaluate import FittedModels
+from models.hazard import HazardCloseModel
 from models.next_stage import NextStageModel
+
+MIN_FIXED_ROWS = 10
 
 
 class TrainingError(ValueError):
@@ -32,34 +39,67 @@ def close_target(labels: pd.DataFrame, *, horizon_days: int) -> pd.Series:
     return labels[column]
 
 
+def fixed_horizon_rows(
+    labels: pd.DataFrame, *, horizon_days: int, cutoff: pd.Timestamp
+) -> np.ndarray:
+    """Snapshots whose whole H-day label window lies before the cutoff (label known)."""
+    target = close_target(labels, horizon_days=horizon_days)
+    watched = (labels["as_of"] + pd.Timedelta(days=horizon_days) <= cutoff).to_numpy()
+    return watched & target.notna().to_numpy()
+
+
 def fit_models(
     features: pd.DataFrame,
     labels: pd.DataFrame,
     *,
     horizon_days: int,
-    close: CloseProbabilityModel,
+    cutoff: pd.Timestamp,
+    score_features: pd.DataFrame | None,
+    close: HazardCloseModel,
+    fixed_horizon: CloseProbabilityModel,
+    stage_rate: StageRateTable,
     logreg: LogisticBaseline,
     next_stage: NextStageModel,
 ) -> FittedModels:
-    """Fit every model on the rows whose label is known (the estimators are unfitted)."""
-    target = close_target(labels, horizon_days=horizon_days)
-    known = target.notna().to_numpy()
-    if not known.any():
-        raise TrainingError("no training snapshot has a known label at the cutoff")
-    X, y = features[known].reset_index(drop=True), target[known].to_numpy(bool)
+    """Fit every model on the rows it may learn from (the estimators are unfitted).
+
+    ``score_features`` are the rows the models will score (the snapshot at the cutoff):
+    the hazard model leaves out features that drifted between training and them.
+    """
+    if not len(features):
+        raise TrainingError("no training snapshot before the cutoff")
+    _check_outcomes(labels, cutoff)
+    fixed = fixed_horizon_rows(labels, horizon_days=horizon_days, cutoff=cutoff)
+    X = features[fixed].reset_index(drop=True)
+    y = close_target(labels, horizon_days=horizon_days)[fixed].to_numpy(bool)
+    enough = len(y) >= MIN_FIXED_ROWS
     fitted_next = None
     if "next_stage" in labels:
-        moved = labels["next_stage"].notna().to_numpy()
+        moved = fixed & labels["next_stage"].notna().to_numpy()
         if moved.sum() >= 2:
             fitted_next = next_stage.fit(
                 features[moved].reset_index(drop=True), labels["next_stage"][moved].astype(str)
             )
     return FittedModels(
-        close=close.fit(X, y),
-        base_rate=BaseRate().fit(X, y),
-        logreg=logreg.fit(X, y),
+        close=close.fit(features, labels, score_X=score_features),
+        fixed_horizon=fixed_horizon.fit(X, y) if enough else None,
+        stage_rate=stage_rate.fit(X, y) if enough else None,
+        base_rate=BaseRate().fit(X, y) if enough else None,
+        logreg=logreg.fit(X, y) if enough else None,
         next_stage=fitted_next,
     )
+
+
+def _check_outcomes(labels: pd.DataFrame, cutoff: pd.Timestamp) -> None:
+    """At least one deal won and one lost by the cutoff, or there is nothing to learn."""
+    outcome = labels["outcome"].astype("object")
+    for name in ("won", "lost"):
+        if not outcome.eq(name).any():
+            raise TrainingError(
+                f"no training snapshot with a known outcome: no deal was {name} by the cutoff "
+                f"{cutoff.date()} (at least one won and one lost deal are needed); choose a "
+                "later --as-of"
+            )
 
 
 def next_stage_coverage(labels: pd.DataFrame) -> dict:

@@ -14,10 +14,12 @@
 # %% [markdown]
 # # Funnel exploration
 #
-# How many deals reach each stage, where they drop out, how long they sit, and which lead
-# sources convert. Reads the CRM folder of `params.yaml` (`paths.raw`, written by
-# `make demo`); without it, generates a small synthetic CRM in memory. All logic lives in
-# the packages; this notebook only calls and draws.
+# Win rates, conversion, where deals are lost, how long they sit, and whether the latest
+# cohorts convert worse — counting open deals right. Reads the CRM folder of `params.yaml`
+# (`paths.raw`, written by `make demo`); without it, generates a small synthetic CRM in
+# memory. All logic lives in the packages (the same functions as `dealcast validate`, the
+# demo and the funnel report); this notebook only calls and draws. The method is in
+# `docs/funnel.md`.
 #
 # Open it with `jupytext --to notebook notebooks/01-funnel-exploration.py`, or run it as a
 # script. `DEALCAST_NOTEBOOK_DEALS` sets the size of the in-memory CRM (tests use it).
@@ -32,7 +34,9 @@ import pandas as pd
 from crm.load import load_crm
 from crm.synthetic import generate_crm
 from pipelines.params import load_params
-from serving.funnel import funnel_summary, stage_stays
+from serving.cohorts import cohort_curves
+from serving.funnel import WHY_NAIVE, format_summary, funnel_summary, stage_curves
+from serving.report_charts import cohort_chart, funnel_chart, incidence_chart, stay_chart
 
 params = load_params(Path(os.environ.get("DEALCAST_PARAMS", "params.yaml")))
 funnel = params.funnel.to_funnel()
@@ -41,76 +45,72 @@ folder = Path(os.environ.get("DEALCAST_NOTEBOOK_DATA", params.paths.raw))
 # %%
 result = load_crm(folder, funnel=funnel, as_of=None) if folder.exists() else None
 if result is not None and result.data is not None:
-    data = result.data
+    data, data_end = result.data, None  # None: open deals censored at the latest event
     source = f"{folder}/"
 else:
     n_deals = int(os.environ.get("DEALCAST_NOTEBOOK_DEALS", "3000"))
+    data_end = pd.Timestamp(params.generate.as_of, tz="UTC")
     data = generate_crm(
         n_deals=n_deals,
         seed=params.base.seed,
         start=pd.Timestamp(params.generate.start, tz="UTC"),
-        as_of=pd.Timestamp(params.generate.as_of, tz="UTC"),
+        as_of=data_end,
         funnel=funnel,
         messy=False,
     ).data
     source = f"a synthetic CRM of {n_deals:,} deals"
-summary = funnel_summary(data, funnel=funnel)
-print(f"{source}: {summary.n_deals:,} deals, {summary.n_open:,} open")
-print(f"win rate {summary.win_rate:.1%} of closed deals")
+summary = funnel_summary(data, funnel=funnel, data_end=data_end)
+print(source)
+print(format_summary(summary))
 
 # %% [markdown]
-# ## The funnel: reach and conversion
-# `reached` counts deals that entered a stage or any later one (skips pass through);
-# `conversion_to_next` is the share of those that went further.
+# ## Per stage: honest and naive side by side
+# `win_rate`, `to_next`, `lost_here`: cumulative incidence from the first entry into the
+# stage, open deals censored, with 90 % intervals (`_lo`, `_hi`); `median_days` etc.:
+# Kaplan–Meier over every stay, running ones included. `naive_*`: the way most CRMs count.
 
 # %%
+print(WHY_NAIVE)
 summary.stages
 
 # %%
-fig, ax = plt.subplots(figsize=(8, 3.5))
-ax.barh(summary.stages["stage"][::-1], summary.stages["reached"][::-1], color="#4472c4")
-for y, (reached, conv) in enumerate(
-    zip(summary.stages["reached"][::-1], summary.stages["conversion_to_next"][::-1], strict=True)
-):
-    ax.text(reached, y, f"  {reached:,}  ({conv:.0%} go on)", va="center")
-ax.set_xlabel("deals that reached the stage")
-ax.set_title("Funnel reach by stage")
-fig.tight_layout()
+funnel_chart(summary.stages)
 
 # %% [markdown]
-# ## Where deals drop out
-# The stage a lost deal was in when it was lost.
+# ## Over days since entering the stage
+# Each panel: the share won, lost, gone on to a later stage and lost from this stage, as
+# curves with 90 % bands. The value at the right end is the table's number.
 
 # %%
-stays = stage_stays(data)
-lost_ids = data.deals.loc[data.deals["outcome"] == "lost", "deal_id"]
-last_stay = stays.sort_values("entered_at").groupby("deal_id").tail(1)
-drop_off = (
-    last_stay[last_stay["deal_id"].isin(lost_ids)]["stage"]
-    .value_counts()
-    .reindex(list(funnel.stages), fill_value=0)
-    .rename("lost from this stage")
-)
-drop_off.to_frame()
+curves = stage_curves(data, funnel=funnel, data_end=summary.data_end)
+incidence_chart(curves, list(funnel.stages))
 
 # %% [markdown]
-# ## Time in stage
-# Finished stays only: the stay a deal is still in is censored, not counted.
+# ## Where deals drop out and where they stall
 
 # %%
-finished = stays[stays["finished"]]
-fig, ax = plt.subplots(figsize=(8, 3.5))
-ax.boxplot(
-    [finished.loc[finished["stage"] == s, "days"] for s in funnel.stages],
-    tick_labels=list(funnel.stages),
-    showfliers=False,
-)
-ax.set_ylabel("days in stage")
-ax.set_title("Time in stage (finished stays, outliers hidden)")
-fig.tight_layout()
+loss, slow = summary.biggest_loss, summary.slowest
+if loss is not None and slow is not None:
+    print(f"most lost from {loss['stage']}: {loss['lost_here']:.1%} of entries")
+    print(f"slowest: {slow['stage']}, median {slow['median_days']:.1f} days")
+stay_chart(summary.stages)
 
 # %% [markdown]
-# ## Win rate by lead source (closed deals)
+# ## Cohorts: is the latest pipeline converting worse?
+# Win incidence since creation per creation cohort, against the pooled previous cohorts;
+# `below_previous` applies the rule of `serving.cohorts` (z < -1.645 at a common day).
+
+# %%
+summary.cohorts
+
+# %%
+cohort_chart(
+    cohort_curves(data, freq=summary.cohort_freq, data_end=summary.data_end),
+    summary.cohorts.tail(8),
+)
+
+# %% [markdown]
+# ## Win rate by lead source
 
 # %%
 summary.sources
@@ -118,7 +118,7 @@ summary.sources
 # %%
 created = data.deals.set_index("created_at").resample("MS")["deal_id"].count()
 fig, ax = plt.subplots(figsize=(8, 3))
-created.plot(ax=ax, color="#4472c4")
+created.plot(ax=ax, color="#3b6ea8")
 ax.set_ylabel("deals created per month")
 ax.set_title("New deals per month")
 fig.tight_layout()

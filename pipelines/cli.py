@@ -52,6 +52,15 @@ def generate(
     truth: Annotated[
         Path | None, typer.Option(help="Also write the hidden ground truth here (outside --out).")
     ] = None,
+    scenario: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--scenario",
+            help="A failure scenario of real CRM exports; repeat to combine: short, "
+            "level-shift, late-wins, left-truncated, field-stops, blank-when-open "
+            "[params: generate.scenarios; given here, replaces them].",
+        ),
+    ] = None,
     params: ParamsOpt = Path("params.yaml"),
 ) -> None:
     """Write a realistic synthetic CRM (the four contract tables) into a folder."""
@@ -62,6 +71,7 @@ def generate(
     fmt_ = fmt or g.format
     if fmt_ not in ("csv", "parquet"):
         raise fail(f"--format must be csv or parquet, not {fmt_!r}")
+    scenarios = tuple(scenario) if scenario else g.scenarios
     written = run_generate(
         funnel=p.funnel.to_funnel(),
         out=out or p.paths.raw,
@@ -72,6 +82,8 @@ def generate(
         as_of=parse_when(as_of, option="--as-of") or parse_when(str(g.as_of), option="as_of"),
         fmt=fmt_,
         messy=g.messy if messy is None else messy,
+        scenarios=scenarios,
+        echo=typer.echo,
     )
     for name, (path, rows) in written.items():
         typer.echo(f"wrote {rows:>10,} rows  {name:<14} {path}")
@@ -90,21 +102,34 @@ def validate(
     ] = None,
     params: ParamsOpt = Path("params.yaml"),
 ) -> None:
-    """Check a CRM folder against the data contract; list every problem. Exit 2 on errors."""
+    """Check a CRM folder against the data contract; list every problem. Exit 2 on errors.
+
+    Usable data also gets data-health warnings (judged with train.horizon_days and
+    evaluate.test_days): blanks that encode the outcome or change over time, an export
+    that starts mid-stream, a history too short for the default backtest, wins recorded
+    late, closes set by a fixed rule."""
     import json
 
-    from pipelines.io import write_json_atomic
+    from crm.health import HealthSettings
+    from pipelines.io import writable_file, write_json_atomic
     from pipelines.steps import load_and_validate
 
     p = load_params(params)
+    if report is not None:
+        writable_file(report, what="--report")
     when = parse_when(as_of, option="--as-of") or _default_validate_as_of(p)
-    result = load_and_validate(data or p.paths.raw, funnel=p.funnel.to_funnel(), as_of=when)
+    health = HealthSettings(horizon_days=p.train.horizon_days, test_days=p.evaluate.test_days)
+    result = load_and_validate(
+        data or p.paths.raw, funnel=p.funnel.to_funnel(), as_of=when, health=health
+    )
     if report is not None:
         write_json_atomic(report, result.report.to_dict())
     if as_json:
         typer.echo(json.dumps(result.report.to_dict(), indent=2, default=str))
     else:
         typer.echo(result.report.to_text())
+        if result.data is not None:
+            typer.echo("\n" + _funnel_text(result.data, p))
     if not result.report.ok:
         raise typer.Exit(2)
 
@@ -172,6 +197,16 @@ def _register_subcommands() -> None:
 
 
 _register_subcommands()
+
+
+def _funnel_text(data, p) -> str:
+    """The funnel summary ``validate`` prints (the same as the demo and the report)."""
+    from pipelines.steps import data_end_of
+    from serving.funnel import format_summary, funnel_summary
+
+    end = data_end_of(data, data_end=p.features.data_end)
+    summary = funnel_summary(data, funnel=p.funnel.to_funnel(), data_end=end)
+    return f"funnel as of {end:%Y-%m-%d}:\n" + format_summary(summary)
 
 
 def _default_validate_as_of(p):

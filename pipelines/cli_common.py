@@ -24,18 +24,32 @@ AsOfOpt = Annotated[
 
 
 def handled(command: Callable) -> Callable:
-    """Turn a step's input error into one clear message and exit code 2 (no traceback)."""
+    """Turn a step's input error into one clear message and exit code 2 (no traceback).
+
+    A file-system error that no step turned into a message (a disk that filled up, a file
+    that vanished, a name the file system refuses) also exits 2, naming the file.
+    """
 
     @functools.wraps(command)
     def wrapper(*args, **kwargs):
+        from features.snapshots import TooManySnapshotsError
         from pipelines.steps import StepError
 
         try:
             return command(*args, **kwargs)
-        except StepError as exc:
+        except (StepError, TooManySnapshotsError) as exc:
             raise fail(str(exc)) from None
+        except OSError as exc:
+            raise fail(os_error_message(exc)) from None
 
     return wrapper
+
+
+def os_error_message(exc: OSError) -> str:
+    """``<file>: <reason>`` for an ``OSError`` (both files of a failed rename)."""
+    names = [str(n) for n in (exc.filename, exc.filename2) if n is not None]
+    reason = exc.strerror or str(exc)
+    return f"{' -> '.join(names)}: {reason}" if names else f"file system error: {reason}"
 
 
 def fail(message: str, code: int = 2) -> typer.Exit:

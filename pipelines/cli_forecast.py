@@ -32,12 +32,14 @@ def forecast_command(
     rep-close-date forecasts; write forecast_<DATE>.csv, a fan chart and
     forecast_backtest.{parquet,json}."""
     from pipelines.forecasting import format_forecast, run_forecast
+    from pipelines.steps import spec_of
     from pipelines.tracking import load_champion
 
     p = load_params(params)
     champion = load_champion(
         close_model_name=p.evaluate.close_model_name,
         next_stage_model_name=p.evaluate.next_stage_model_name,
+        spec=spec_of(p.features),
     )
     run = run_forecast(
         folder=data or p.paths.raw,

@@ -35,16 +35,43 @@ def train_command(
     data: DataOpt = None,
     as_of: AsOfOpt = None,
     track: TrackOpt = True,
+    accept_rewritten_history: Annotated[
+        bool,
+        typer.Option(
+            "--accept-rewritten-history",
+            help="Promote even though deals the champion saw closed now have another "
+            "outcome or close date (a CRM migration, corrected outcomes).",
+        ),
+    ] = False,
     params: ParamsOpt = Path("params.yaml"),
 ) -> None:
     """Fit the models to serve as if today were --as-of, backtest the same settings, and
-    register them; they become champion only if the backtest beats the champion's."""
-    from pipelines.modelling import run_train_with_backtest
+    register them; they become champion only if the backtest beats the champion's and
+    the past they were trained on is the champion's. One train at a time per project."""
+    from pipelines.lock import project_lock
 
     p = load_params(params)
+    with project_lock(Path.cwd(), "train"):  # a second train exits 2 (LockBusyError)
+        _train(p, data=data, as_of=as_of, track=track, accept=accept_rewritten_history)
+
+
+def _train(p, *, data: Path | None, as_of: str | None, track: bool, accept: bool) -> None:
+    from pipelines.modelling import run_train_with_backtest
+    from pipelines.steps import clock_of, load_usable
+
+    clock = clock_of(p.validate_.as_of)
+    if track:
+        from pipelines.tracking import recover
+
+        for note in recover(experiment=p.evaluate.experiment,
+                            close_model_name=p.evaluate.close_model_name,
+                            next_stage_model_name=p.evaluate.next_stage_model_name):  # fmt: skip
+            typer.echo(note)
+    folder, funnel = data or p.paths.raw, p.funnel.to_funnel()
+    crm = load_usable(folder, funnel=funnel, data_end=p.features.data_end, clock=clock)
     run, backtest = run_train_with_backtest(
-        folder=data or p.paths.raw,
-        funnel=p.funnel.to_funnel(),
+        folder=folder,
+        funnel=funnel,
         features=p.features,
         train=p.train,
         seed=p.base.seed,
@@ -53,12 +80,25 @@ def train_command(
         test_days=p.evaluate.test_days,
         ece_bins=p.evaluate.ece_bins,
         backtest_out=p.paths.reports / "backtest",
+        data=crm,
     )
     if backtest is not None:
         typer.echo("backtest of these settings (decides promotion):")
         typer.echo(_indent(format_run(backtest)))
         typer.echo("model to serve:")
-    _echo_run(run, p, command="train", track=track, backtest=backtest)
+    gate = _gate(p, accept=accept, clock=clock)
+    _echo_run(run, p, command="train", track=track, backtest=backtest, gate=gate)
+
+
+def _gate(p, *, accept: bool, clock):
+    from pipelines.tracking import Gate
+
+    return Gate(
+        min_gain=p.evaluate.promote_min_log_loss_gain,
+        max_rewrite_share=p.evaluate.max_history_rewrite_share,
+        accept_rewritten_history=accept,
+        clock=clock,
+    )
 
 
 @handled
@@ -99,11 +139,12 @@ def evaluate_command(
     _echo_run(run, p, command="evaluate", track=track)
 
 
-def _echo_run(run, p, *, command: str, track: bool, backtest=None) -> None:
+def _echo_run(run, p, *, command: str, track: bool, backtest=None, gate=None) -> None:
     from pipelines.modelling_report import format_run
 
     typer.echo(format_run(run))
     if track:
+        from pipelines.steps import spec_of
         from pipelines.tracking import track as log_run
 
         run_id, promotions = log_run(
@@ -113,7 +154,8 @@ def _echo_run(run, p, *, command: str, track: bool, backtest=None) -> None:
             experiment=p.evaluate.experiment,
             close_model_name=p.evaluate.close_model_name,
             next_stage_model_name=p.evaluate.next_stage_model_name,
-            min_gain=p.evaluate.promote_min_log_loss_gain,
+            spec=spec_of(p.features),
+            gate=gate,
             backtest=backtest,
             register=command == "train",
         )

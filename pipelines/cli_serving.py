@@ -45,14 +45,18 @@ def score_command(
     params: ParamsOpt = Path("params.yaml"),
 ) -> None:
     """Rank every open deal with the champion models; write prioritised_leads_<DATE>.*"""
+    from pipelines.io import writable_folder
     from pipelines.scoring import format_score, run_score
+    from pipelines.steps import clock_of, spec_of
     from pipelines.tracking import load_champion
 
     p = load_params(params)
     when = parse_when(as_of, option="--as-of")
+    writable_folder(out or p.paths.exports, what="--out")  # before loading the models
     champion = load_champion(
         close_model_name=p.evaluate.close_model_name,
         next_stage_model_name=p.evaluate.next_stage_model_name,
+        spec=spec_of(p.features),
     )
     run = run_score(
         folder=data or p.paths.raw,
@@ -64,6 +68,7 @@ def score_command(
         horizon_days=champion.horizon_days or p.train.horizon_days,
         as_of=when,
         owners=tuple(owner or ()),
+        clock=clock_of(p.validate_.as_of),
     )
     typer.echo(format_score(run))
     next_stage = champion.next_stage_version or "no next-stage model"
@@ -130,6 +135,7 @@ def report_command(
     """Write the funnel report funnel_report_<DATE>.html: one self-contained HTML page
     (funnel, transitions, time in stage, bottlenecks, conversion, model, forecast, top deals)."""
     from pipelines.reporting import run_report
+    from pipelines.steps import clock_of
 
     p = load_params(params)
     run = run_report(
@@ -144,6 +150,7 @@ def report_command(
         if p.features.data_end
         else None,
         ece_bins=p.evaluate.ece_bins,
+        clock=clock_of(p.validate_.as_of),
     )
     for message in run.messages:
         typer.echo(message)

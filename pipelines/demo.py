@@ -67,7 +67,7 @@ def _generate_and_validate(p: Params, *, echo: Echo) -> bool:
     written = run_generate(
         funnel=funnel, out=p.paths.raw, truth=p.paths.truth, n_deals=g.deals,
         seed=p.base.seed, start=pd.Timestamp(g.start, tz="UTC"), as_of=as_of,
-        fmt=g.format, messy=g.messy,
+        fmt=g.format, messy=g.messy, scenarios=g.scenarios, echo=lambda line: echo(indent(line)),
     )  # fmt: skip
     for name, (path, rows) in written.items():
         echo(f"      {name:<14}{rows:>10,} rows  {path}")
@@ -79,7 +79,7 @@ def _generate_and_validate(p: Params, *, echo: Echo) -> bool:
     echo(
         indent(
             f"funnel as of {as_of.date()}:\n"
-            + format_summary(funnel_summary(result.data, funnel=funnel))
+            + format_summary(funnel_summary(result.data, funnel=funnel, data_end=as_of))
         )
     )
     return True

@@ -51,7 +51,7 @@ def run_features(
     from features.snapshots import snapshot_dates
     from pipelines.steps import StepError, load_and_validate
 
-    result = load_and_validate(folder, funnel=funnel, as_of=None)
+    result = load_and_validate(folder, funnel=funnel, as_of=None, data_end=settings.data_end)
     if result.data is None:
         raise StepError(f"{folder}: the CRM data is not usable\n{result.report.to_text()}")
     data = result.data

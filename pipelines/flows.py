@@ -43,9 +43,10 @@ class Trained:
 @task(name="load and validate", cache_policy=NO_CACHE)
 def load_crm_task(folder: Path, p: Params):
     """The validated CRM; fails the flow with the validation report if it is not usable."""
-    from pipelines.modelling import load_usable
+    from pipelines.steps import clock_of, load_usable
 
-    data = load_usable(folder, funnel=p.funnel.to_funnel())
+    data = load_usable(folder, funnel=p.funnel.to_funnel(), data_end=p.features.data_end,
+                       clock=clock_of(p.validate_.as_of))  # fmt: skip
     get_run_logger().info("%s: %d deals, tables %s", folder, len(data.deals), data.present())
     return data
 
@@ -76,13 +77,20 @@ def fit_task(data, folder: Path, p: Params, as_of):
 )
 def register_task(final, backtest, p: Params) -> tuple[str, list]:
     """Log the run in MLflow, register the models and apply the champion gate."""
-    from pipelines.tracking import track
+    from pipelines.steps import clock_of, spec_of
+    from pipelines.tracking import Gate, recover, track
 
+    names = {"close_model_name": p.evaluate.close_model_name,
+             "next_stage_model_name": p.evaluate.next_stage_model_name}  # fmt: skip
+    for note in recover(experiment=p.evaluate.experiment, **names):
+        get_run_logger().warning(note)
+    gate = Gate(min_gain=p.evaluate.promote_min_log_loss_gain,
+                max_rewrite_share=p.evaluate.max_history_rewrite_share,
+                accept_rewritten_history=False, clock=clock_of(p.validate_.as_of))  # fmt: skip
     run_id, promotions = track(
         final, command="train", params=p.model_dump(by_alias=True, mode="json"),
-        experiment=p.evaluate.experiment, close_model_name=p.evaluate.close_model_name,
-        next_stage_model_name=p.evaluate.next_stage_model_name,
-        min_gain=p.evaluate.promote_min_log_loss_gain, backtest=backtest, register=True,
+        experiment=p.evaluate.experiment, spec=spec_of(p.features), gate=gate,
+        backtest=backtest, register=True, **names,
     )  # fmt: skip
     for promo in promotions:
         get_run_logger().info("%s v%s: %s", promo.model, promo.version, promo.reason)
@@ -97,11 +105,13 @@ def register_task(final, backtest, p: Params) -> tuple[str, list]:
     retry_condition_fn=lambda task, run, state: not _is_step_error(state),
 )
 def champion_task(p: Params):
+    from pipelines.steps import spec_of
     from pipelines.tracking import load_champion
 
     return load_champion(
         close_model_name=p.evaluate.close_model_name,
         next_stage_model_name=p.evaluate.next_stage_model_name,
+        spec=spec_of(p.features),
     )
 
 
@@ -151,11 +161,14 @@ class Scored:
 @flow(name="train")
 def train_flow(params_file: str = "params.yaml", data: str | None = None, as_of: str | None = None):
     """load → validate → features → backtest → fit → register (gated promotion)."""
+    from pipelines.lock import project_lock
+
     p = load_params(Path(params_file))
     folder = Path(data) if data else p.paths.raw
-    crm = load_crm_task(folder, p)
-    final, backtest = fit_task(crm, folder, p, _when(as_of))
-    run_id, promotions = register_task(final, backtest, p)
+    with project_lock(Path.cwd(), "train"):  # one train at a time per project
+        crm = load_crm_task(folder, p)
+        final, backtest = fit_task(crm, folder, p, _when(as_of))
+        run_id, promotions = register_task(final, backtest, p)
     return Trained(final, backtest, run_id, promotions)
 
 

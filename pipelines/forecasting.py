@@ -44,10 +44,12 @@ class ForecastRun:
     metrics: dict
     files: dict[str, Path] = field(default_factory=dict)
     messages: list[str] = field(default_factory=list)
+    data_fingerprint: str = ""
 
 
 def scored_open_deals(data, model, dates: pd.DatetimeIndex, *, funnel: Funnel, features):
-    """deal_id, as_of, stage, amount, p_win of every deal open at each date."""
+    """deal_id, as_of, stage, amount, p_win and (from a hazard model) its ``won_<d>d``
+    curve, of every deal open at each date; with the same drift fallback as the export."""
     from features.build import build_features
     from models.baselines import stage_of
     from serving.score import check_feature_columns
@@ -62,15 +64,22 @@ def scored_open_deals(data, model, dates: pd.DatetimeIndex, *, funnel: Funnel, f
     check_feature_columns((model,), built.columns)
     amount = data.deals.set_index(data.deals["deal_id"].astype("object"))["amount"]
     ids = built["deal_id"].astype("object")
-    return pd.DataFrame(
+    checked = hasattr(model, "predict_checked")
+    frame = pd.DataFrame(
         {
             "deal_id": ids.to_numpy(),
             "as_of": built["as_of"].to_numpy(),
             "stage": stage_of(built),
             "amount": pd.to_numeric(amount.reindex(ids), errors="coerce").to_numpy(float),
-            "p_win": model.predict_proba(built)[:, 1],
+            "p_win": model.predict_checked(built)[0]
+            if checked
+            else model.predict_proba(built)[:, 1],
         }
     )
+    if not checked:
+        return frame
+    curve = model.curve_checked(built)
+    return pd.concat([frame, curve[[c for c in curve.columns if c.startswith("won_")]]], axis=1)
 
 
 def run_forecast(
@@ -88,6 +97,7 @@ def run_forecast(
 ) -> ForecastRun:
     """Forecast, backtest and write; raise ``StepError`` on unusable data."""
     from pipelines.modelling import load_usable
+    from pipelines.modelling_artifacts import fingerprint
     from pipelines.steps import StepError
     from serving.forecast import past_wins, shared_shock_sigma
     from serving.forecast_simulate import revenue_forecast
@@ -106,7 +116,7 @@ def run_forecast(
         raise StepError(str(error)) from None
     wins = past_wins(known, history, as_of=when, horizon_days=horizon_days,
                      won_label=funnel.won_label)  # fmt: skip
-    if wins.empty:
+    if wins.empty and "p_win" in scored and not any(c.startswith("won_") for c in scored):
         raise StepError(
             f"no deal was won within {horizon_days} days of a snapshot taken at least "
             f"{horizon_days} days before {when.date()}: too little history to time the wins"
@@ -119,6 +129,7 @@ def run_forecast(
         new_deal_origins=forecast.new_deal_origins,
     )  # fmt: skip
     run = ForecastRun(when, table, sigma, len(scored), *_empty_backtest())
+    run.data_fingerprint = fingerprint(data)
     if when < data_end:
         run.messages.append(f"forecast as of {when.date()}, before the data's end {data_end}")
     run.backtest, run.metrics = run_backtest(
@@ -136,44 +147,44 @@ def _empty_backtest():
 
 
 def backtest_origins(data_end: pd.Timestamp, months: int) -> tuple[pd.Timestamp, list]:
-    """The cutoff and the month starts after it whose whole month is in the data."""
+    """The cutoff and the (period, origin, position) triples after it whose whole period
+    is in the data (:func:`serving.forecast_backtest.backtest_periods`)."""
+    from serving.forecast_backtest import backtest_periods
+
     cutoff = (data_end - pd.DateOffset(months=months)).normalize()
     cutoff = cutoff if cutoff.day == 1 else (cutoff.replace(day=1) + pd.DateOffset(months=1))
-    origins, o = [], cutoff
-    while o + pd.DateOffset(months=1) <= data_end:
-        origins.append(o)
-        o = o + pd.DateOffset(months=1)
-    return cutoff, origins
+    return cutoff, backtest_periods(cutoff, data_end)
 
 
 def run_backtest(data, *, folder, out, funnel, features, train, forecast, data_end, seed,
                  messages: list[str]) -> tuple[pd.DataFrame, dict]:  # fmt: skip
-    """Train at the cutoff, forecast every later whole month; (rows, metrics)."""
-    from pipelines.modelling import run_train
+    """Train the close model at the cutoff, forecast every later whole month and quarter;
+    (rows, metrics)."""
+    from pipelines.modelling import fit_close_at
     from pipelines.steps import StepError
     from serving.forecast_backtest import COLUMNS, backtest_metrics, backtest_origin
 
-    cutoff, origins = backtest_origins(data_end, forecast.backtest_months)
-    if not origins:
+    cutoff, triples = backtest_origins(data_end, forecast.backtest_months)
+    if not triples:
         messages.append("no backtest: no whole month after the backtest cutoff")
         return pd.DataFrame(columns=list(COLUMNS)), {}
     try:
-        trained = run_train(
-            folder=folder, funnel=funnel, features=features, train=train, seed=seed,
-            artifacts=Path(out) / "backtest_model", as_of=cutoff, known_until=cutoff, data=data,
-        )  # fmt: skip
+        close = fit_close_at(
+            data, cutoff=cutoff, funnel=funnel, features=features, train=train, seed=seed
+        )
     except StepError as exc:
         messages.append(f"no backtest: {str(exc).splitlines()[0]}")
         return pd.DataFrame(columns=list(COLUMNS)), {}
+    origins = sorted({origin for _, origin, _ in triples})
     scored = scored_open_deals(
-        data, trained.models.close, pd.DatetimeIndex(origins), funnel=funnel, features=features
+        data, close, pd.DatetimeIndex(origins), funnel=funnel, features=features
     )
     history = data.table("stage_history")
     rows = []
-    for k, origin in enumerate(origins):
+    for k, (period, origin, _) in enumerate(triples):
         at = scored[scored["as_of"] == origin]
         rows += backtest_origin(
-            deals=data.deals, history=history, scored=at, origin=origin,
+            deals=data.deals, history=history, scored=at, period=period, origin=origin,
             horizon_days=train.horizon_days, won_label=funnel.won_label, draws=forecast.draws,
             seed=seed + k, min_stage_wins=forecast.min_stage_wins,
             new_deal_origins=forecast.new_deal_origins,
@@ -184,6 +195,10 @@ def run_backtest(data, *, folder, out, funnel, features, train, forecast, data_e
         "methods": backtest_metrics(frame),
         "cutoff": str(cutoff),
         "origins": [str(o.date()) for o in origins],
+        "periods": {
+            "months": int(sum(p.kind == "month" for p, _, _ in triples)),
+            "quarters": int(sum(p.kind == "quarter" for p, _, at in triples if at == "start")),
+        },
         "sigma_mean": float(frame["sigma"].mean()),
         "definitions": DEFINITIONS,
     }
@@ -191,13 +206,16 @@ def run_backtest(data, *, folder, out, funnel, features, train, forecast, data_e
 
 
 DEFINITIONS = {
-    "period": "calendar month forecast at its first day (00:00 UTC)",
+    "period": "calendar month forecast at its first day (00:00 UTC); calendar quarter "
+    "forecast at its first day and at mid-quarter (the 15th of its middle month), revenue "
+    "already won by then counted as known (metrics under by_horizon)",
     "actual": "amount of deals won (closed_at) in the period",
     "forecast": "expected revenue: open pipeline per method + new-deal history mean",
     "wape": "sum |forecast - actual| / sum actual",
     "bias": "sum (forecast - actual) / sum actual",
     "coverage_p10_p90": "share of periods with p10 <= actual <= p90 (target 0.8)",
     "model": "close model trained once at the cutoff with labels known then; not retrained",
+    "dealcast": "open pipeline from the close model's P(won by day d) curve",
 }
 
 
@@ -213,7 +231,11 @@ def write_forecast(run: ForecastRun, out: Path, *, horizon_days: int, forecast) 
         "backtest_metrics": out / "forecast_backtest.json",
     }
     table = run.forecast.assign(
-        as_of=run.as_of, horizon_days=horizon_days, sigma=run.sigma, draws=forecast.draws
+        as_of=run.as_of,
+        horizon_days=horizon_days,
+        sigma=run.sigma,
+        draws=forecast.draws,
+        data_fingerprint=run.data_fingerprint,  # the report shows it only for this CRM
     )
     write_bytes_atomic(files["forecast"], table.to_csv(index=False).encode("utf-8"))
     write_bytes_atomic(files["fan_chart"], fan_chart_png(run.forecast, run.as_of))
@@ -281,4 +303,19 @@ def format_forecast(run: ForecastRun) -> str:
                 f"  {name:<16} WAPE {m['wape']:.3f}  bias {m['bias']:+.3f}  "
                 f"P10-P90 coverage {m['coverage_p10_p90']:.2f}"
             )
+        lines += _horizon_lines(methods)
     return "\n".join(lines)
+
+
+def _horizon_lines(methods: dict) -> list[str]:
+    """The backtest per period kind and origin (quarter_at_start, quarter_at_mid)."""
+    lines = []
+    for name, m in methods.items():
+        for key, h in m.get("by_horizon", {}).items():
+            if key == "month_at_start":
+                continue
+            lines.append(
+                f"  {name:<16} {key:<14} {h['periods']:>2} periods  WAPE {h['wape']:.3f}  "
+                f"bias {h['bias']:+.3f}  P10-P90 coverage {h['coverage_p10_p90']:.2f}"
+            )
+    return lines

@@ -1,10 +1,12 @@
 """The ``train`` and ``evaluate`` steps: load -> features -> split -> fit -> evaluate -> write.
 
 ``train`` fits the models as if today were the cutoff (``--as-of``, default the data's end):
-only snapshots whose H-day label is known at the cutoff are used, labelled with
-``data_end = cutoff``, so a deal closed after the cutoff is open for training purposes.
+every snapshot up to the cutoff is labelled with ``data_end = cutoff``, so a deal closed
+after the cutoff is open for training purposes (the hazard model uses each interval once it
+is fully observed; the fixed-horizon baselines only snapshots with ``as_of + H <= cutoff``).
 ``evaluate`` trains the same way, then scores every deal open at each later snapshot and
-compares with what happened (see :mod:`models.evaluate`). Both write model files into
+compares with what happened (see :mod:`models.evaluate`); its default cutoff is chosen
+from the data (:func:`models.splits.backtest_cutoff`). Both write model files into
 ``paths.artifacts``; ``evaluate --out DIR`` writes ``metrics.json``,
 ``test_predictions.parquet``, ``drivers.parquet`` and the PNG charts (the writing is in
 :mod:`pipelines.modelling_artifacts`, the summary and printed text in
@@ -20,7 +22,7 @@ from pathlib import Path
 import pandas as pd
 
 from crm.data import CRMData
-from crm.schemas import Funnel
+from crm.schemas import LOST, WON, Funnel
 from pipelines.modelling_artifacts import fingerprint, write_evaluation, write_models
 from pipelines.modelling_report import (
     DEFINITIONS,
@@ -46,6 +48,7 @@ class Prepared:
     split: object
     train: object
     fingerprint: str
+    score_features: pd.DataFrame | None = None
 
 
 @dataclass
@@ -69,20 +72,20 @@ def prepare(
     features: FeaturesParams,
     train: TrainParams,
     as_of: pd.Timestamp | None,
-    days_before_end: int = 0,
+    test_days: int | None = None,
     known_until: pd.Timestamp | None = None,
     data: CRMData | None = None,
 ) -> Prepared:
     """Load and validate the CRM and build the training snapshots at the cutoff.
 
-    The cutoff is ``as_of`` (capped at the data's end), or without it ``days_before_end``
-    days before the data's end (0 for training "today"; a backtest leaves room for a test
-    window whose outcomes are known). ``known_until`` pretends the data was extracted then:
-    nothing later counts as known, not even for test labels.
+    The cutoff is ``as_of`` (capped at the data's end), or without it the data's end
+    (training "today"), or with ``test_days`` the backtest cutoff chosen from the data
+    (room for a test window whose outcomes are known). ``known_until`` pretends the data
+    was extracted then: nothing later counts as known, not even for test labels.
     """
     from features.build import build_feature_set
     from features.snapshots import snapshot_dates
-    from models.splits import time_split
+    from models.splits import ShortHistoryError, backtest_cutoff, time_split
     from pipelines.steps import StepError
 
     if train.horizon_days not in features.horizons_days:
@@ -95,30 +98,44 @@ def prepare(
     data_end = data_end_of(data, data_end=features.data_end)
     if known_until is not None:
         data_end = min(data_end, known_until)
-    # nothing after data_end is in the data, so a later --as-of is data_end for labels
-    if as_of is None:
-        cutoff = data_end - pd.Timedelta(days=days_before_end)
-    else:
-        cutoff = min(as_of, data_end)
     start = as_utc(features.start) if features.start else data.deals["created_at"].min()
-    dates = snapshot_dates(start, max(data_end, cutoff), features.freq)
+    dates = snapshot_dates(start, data_end, features.freq)
     dates = dates[dates <= data_end]
+    # nothing after data_end is in the data, so a later --as-of is data_end for labels
+    if as_of is not None:
+        cutoff = min(as_of, data_end)
+    elif test_days is None:
+        cutoff = data_end
+    else:
+        deals = data.deals
+        closed = deals["closed_at"].where(deals["closed_at"] <= data_end)
+        try:
+            cutoff = backtest_cutoff(
+                dates, data_end=data_end, horizon_days=train.horizon_days, test_days=test_days,
+                won_at=closed[deals["outcome"].eq(WON).fillna(False).to_numpy()],
+                lost_at=closed[deals["outcome"].eq(LOST).fillna(False).to_numpy()],
+            )  # fmt: skip
+        except ShortHistoryError as exc:
+            raise StepError(str(exc)) from None
     split = time_split(
         dates,
         cutoff=cutoff,
         horizon_days=train.horizon_days,
         calibration_fraction=train.calibration_fraction,
     )
-    if len(split.training) == 0:
+    train_dates = dates[dates <= cutoff]
+    if len(train_dates) == 0:
         raise StepError(
-            f"no training snapshot: a snapshot needs {train.horizon_days} days of history "
-            f"before the cutoff {cutoff.date()} (train.horizon_days)"
+            f"no snapshot date on or before the cutoff {cutoff.date()}: the history starts "
+            f"{dates.min().date() if len(dates) else data_end.date()}; choose a later --as-of"
         )
-    log.info("cutoff %s: %d training snapshot dates", cutoff.date(), len(split.training))
-    built = build_feature_set(
-        data, as_of_dates=split.training, data_end=cutoff, **_feature_kwargs(funnel, features)
-    )
-    return Prepared(data, data_end, cutoff, dates, split, built, fingerprint(data))
+    log.info("cutoff %s: %d training snapshot dates", cutoff.date(), len(train_dates))
+    kwargs = _feature_kwargs(funnel, features)
+    built = build_feature_set(data, as_of_dates=train_dates, data_end=cutoff, **kwargs)
+    now = build_feature_set(
+        data, as_of_dates=pd.DatetimeIndex([cutoff]), data_end=cutoff, **kwargs
+    ).features
+    return Prepared(data, data_end, cutoff, dates, split, built, fingerprint(data), now)
 
 
 def load_usable(folder: Path, *, funnel: Funnel) -> CRMData:
@@ -144,21 +161,36 @@ def _feature_kwargs(funnel: Funnel, features: FeaturesParams) -> dict:
 
 def estimators(train: TrainParams, *, states: tuple[str, ...], seed: int) -> dict:
     """Unfitted estimators with every setting from ``params.yaml``."""
-    from models.baselines import LogisticBaseline
+    from models.baselines import LogisticBaseline, StageRateTable
     from models.close_probability import CloseProbabilityModel
+    from models.hazard import HazardCloseModel
     from models.next_stage import NextStageModel
 
     c, n = train.close, train.next_stage
+    shared = {
+        "stage_prior_strength": train.stage_prior_strength,
+        "blend_weights": train.blend_weights,
+        "guard_z": train.guard_z,
+        "probability_floor": train.probability_floor,
+        "n_jobs": train.n_jobs,
+        "random_state": seed,
+    }
     return {
-        "close": CloseProbabilityModel(
+        "close": HazardCloseModel(
             **c.model_dump(),
-            calibration_fraction=train.calibration_fraction,
-            min_isotonic_rows=train.min_isotonic_rows,
-            stage_prior_strength=train.stage_prior_strength,
-            blend_weights=train.blend_weights,
-            guard_z=train.guard_z,
-            random_state=seed,
+            **train.hazard.model_dump(),
+            **shared,
+            horizon_days=train.horizon_days,
+            drift_max=train.drift_max,
         ),
+        "fixed_horizon": CloseProbabilityModel(
+            **c.model_dump(),
+            **shared,
+            calibration_fraction=train.calibration_fraction,
+            calibration=train.calibration,
+            min_isotonic_rows=train.min_isotonic_rows,
+        ),
+        "stage_rate": StageRateTable(prior_strength=train.stage_prior_strength),
         "logreg": LogisticBaseline(C=train.logreg_c, random_state=seed),
         "next_stage": NextStageModel(
             states=states,
@@ -171,6 +203,33 @@ def estimators(train: TrainParams, *, states: tuple[str, ...], seed: int) -> dic
     }
 
 
+def fit_close_at(
+    data: CRMData,
+    *,
+    cutoff: pd.Timestamp,
+    funnel: Funnel,
+    features: FeaturesParams,
+    train: TrainParams,
+    seed: int,
+):
+    """The close model alone, fitted as if today were ``cutoff`` (the forecast backtest's
+    model: nothing else is needed there, so nothing else is fitted)."""
+    from models.train import TrainingError
+    from pipelines.steps import StepError
+
+    prepared = prepare(
+        Path("."), funnel=funnel, features=features, train=train, as_of=cutoff,
+        known_until=cutoff, data=data,
+    )  # fmt: skip
+    close = estimators(train, states=funnel.states, seed=seed)["close"]
+    try:
+        return close.fit(
+            prepared.train.features, prepared.train.labels, score_X=prepared.score_features
+        )
+    except (TrainingError, ValueError) as exc:
+        raise StepError(str(exc)) from None
+
+
 def run_train(
     *,
     folder: Path,
@@ -180,7 +239,7 @@ def run_train(
     seed: int,
     artifacts: Path,
     as_of: pd.Timestamp | None,
-    days_before_end: int = 0,
+    test_days: int | None = None,
     known_until: pd.Timestamp | None = None,
     data: CRMData | None = None,
 ) -> ModellingRun:
@@ -196,7 +255,7 @@ def run_train(
         features=features,
         train=train,
         as_of=as_of,
-        days_before_end=days_before_end,
+        test_days=test_days,
         known_until=known_until,
         data=data,
     )
@@ -205,6 +264,8 @@ def run_train(
             prepared.train.features,
             prepared.train.labels,
             horizon_days=train.horizon_days,
+            cutoff=prepared.cutoff,
+            score_features=prepared.score_features,
             **estimators(train, states=funnel.states, seed=seed),
         )
     except TrainingError as exc:
@@ -234,7 +295,9 @@ def run_evaluate(
     """Train at ``as_of``, score the later snapshots, measure, and write ``out``.
 
     Without ``as_of`` the cutoff is ``horizon_days + test_days`` before the data's end, so
-    the test window holds ``test_days`` of snapshots whose outcomes are known.
+    the test window holds ``test_days`` of snapshots whose outcomes are known; on a history
+    too short for that, the cutoff moves later and the test window shrinks
+    (:func:`models.splits.backtest_cutoff`).
     """
     from features.build import build_feature_set
     from models.evaluate import (
@@ -247,7 +310,7 @@ def run_evaluate(
 
     run = run_train(
         folder=folder, funnel=funnel, features=features, train=train, seed=seed,
-        artifacts=artifacts, as_of=as_of, days_before_end=train.horizon_days + test_days,
+        artifacts=artifacts, as_of=as_of, test_days=test_days,
         known_until=known_until, data=data,
     )  # fmt: skip
     p = run.prepared

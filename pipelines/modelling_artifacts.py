@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import hashlib
 import math
+import os
+import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -64,16 +66,14 @@ def charts(pred: pd.DataFrame, *, ece_bins: int) -> dict:
 
 def explain_latest(models, features: pd.DataFrame, *, top_n: int) -> pd.DataFrame | None:
     """Drivers for the deals of the latest snapshot (the rows a rep would see)."""
-    from models.explain import catalogue_meanings, top_drivers
+    from models.explain import model_drivers
 
-    close = models.close
-    if close.lgbm_ is None or features.empty:
+    if features.empty:
         return None
     rows = features[features["as_of"] == features["as_of"].max()].reset_index(drop=True)
-    matrix = close.matrix_.transform(rows)
-    drivers = top_drivers(
-        close.lgbm_, matrix, top_n=top_n, meanings=catalogue_meanings(list(matrix.columns))
-    )
+    drivers = model_drivers(models.close, rows, top_n=top_n)
+    if drivers is None:
+        return None
     keys = rows[["deal_id", "as_of"]].iloc[drivers["row"].to_numpy()].reset_index(drop=True)
     drivers = pd.concat([keys, drivers.drop(columns="row")], axis=1)
     drivers["value"] = drivers["value"].astype("str")
@@ -88,9 +88,15 @@ def write_models(artifacts: Path, models) -> dict[str, Path]:
     artifacts = Path(artifacts)
     artifacts.mkdir(parents=True, exist_ok=True)
     files = {"models": artifacts / MODEL_FILE, "feature_list": artifacts / FEATURE_LIST_FILE}
-    tmp = files["models"].with_suffix(".tmp")
-    joblib.dump(models, tmp)
-    tmp.replace(files["models"])
+    # a name of its own: two processes writing here at once must not share a temp file
+    fd, tmp = tempfile.mkstemp(prefix=f".{MODEL_FILE}.", suffix=".tmp", dir=artifacts)
+    os.close(fd)
+    try:
+        joblib.dump(models, tmp)
+        os.replace(tmp, files["models"])
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
     write_json_atomic(files["feature_list"], feature_list(models))
     return files
 

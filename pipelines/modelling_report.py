@@ -13,8 +13,12 @@ if TYPE_CHECKING:
 
 
 DEFINITIONS = {
-    "p_win": "P(won within horizon_days of as_of), served model (calibrated LightGBM shrunk "
-    "towards the stage-rate table)",
+    "p_win": "P(won within horizon_days of as_of), served model (competing-risks hazards "
+    "from LightGBM, cross-fitted by deal, calibrated, shrunk towards the stage hazard table, "
+    "level-recalibrated on the latest weeks, floored at train.probability_floor)",
+    "p_win_lightgbm": "the served model's calibrated trees alone (no blend, no level shift)",
+    "p_win_fixed_horizon": "the previous close model: LightGBM on snapshots with "
+    "as_of + horizon_days <= cutoff only",
     "won": "won within horizon_days of as_of; empty unless as_of + horizon_days <= data_end",
     "next_stage_true": "next state entered after as_of; empty unless known and "
     "as_of + horizon_days <= data_end",
@@ -26,31 +30,37 @@ DEFINITIONS = {
 
 
 def run_summary(prepared: Prepared, models, horizon_days: int) -> dict:
-    split = prepared.split
-    close, nxt = models.close, models.next_stage
+    close, nxt, fixed = models.close, models.next_stage, models.fixed_horizon
+    as_of = prepared.train.features["as_of"]
     return {
         "cutoff": str(prepared.cutoff),
         "data_end": str(prepared.data_end),
         "horizon_days": horizon_days,
         "data_fingerprint": prepared.fingerprint,
-        "training": {
+        "training": close.training_ | {
             "rows": len(prepared.train.features),
-            "fit_dates": [str(split.fit.min()), str(split.fit.max())] if len(split.fit) else [],
-            "calibration_dates": [str(split.calibration.min()), str(split.calibration.max())]
-            if len(split.calibration)
-            else [],
-            "positive_rate": models.base_rate.rate_,
+            "dates": [str(as_of.min()), str(as_of.max())] if len(as_of) else [],
+            "fixed_horizon_rows": sum(models.stage_rate.counts_.values()) if fixed else 0,
+            "positive_rate": models.base_rate.rate_ if models.base_rate is not None else None,
         },
-        "close_guard": close.guard_ | {
-            "model_weight": close.weight_,
-            "calibration_method": close.calibration_method_,
-        },
+        "close_guard": close.guard_ | {"model_weight": close.weight_},
+        "drift": close.drift_,
+        "fixed_horizon_guard": (fixed.guard_ | {"model_weight": fixed.weight_}) if fixed else None,
         "next_stage_guard": (nxt.guard_ | {"model_weight": nxt.weight_}) if nxt else None,
     }  # fmt: skip
 
 
 def guard_messages(models) -> list[str]:
+    from models.drift import describe
+
     msgs = [f"close probability: {models.close.guard_['decision']}"]
+    if models.close.drift_:
+        msgs.append(f"left out of the close model, drifted: {describe(models.close.drift_)}")
+    if models.fixed_horizon is None:
+        msgs.append(
+            "no snapshot's horizon-day outcome is known at the cutoff: the fixed-horizon "
+            "baselines (stage-rate table, base rate, logistic regression) were not fitted"
+        )
     if models.next_stage is None:
         msgs.append("next stage: no stage history with moves; no next-stage model")
     else:
@@ -67,6 +77,7 @@ def window_summary(dates: pd.DatetimeIndex, pred: pd.DataFrame) -> dict:
         "rows_with_known_next_stage": int(pred["next_stage_true"].notna().sum())
         if "next_stage_true" in pred
         else 0,
+        "rows_scored_by_the_drift_fallback": int(pred["drift_fallback"].sum()),
     }
 
 
@@ -84,7 +95,8 @@ def format_run(run: ModellingRun) -> str:
     t = s["training"]
     lines = [
         f"cutoff {s['cutoff']}, data_end {s['data_end']}, horizon {s['horizon_days']} days",
-        f"training: {t['rows']:,} snapshots, won-within-horizon rate {t['positive_rate']:.3f}",
+        f"training: {t['rows']:,} snapshots, {t['interval_rows']:,} interval rows with "
+        f"{t['won_events']:,} wins and {t['lost_events']:,} losses",
         *run.messages,
     ]
     if run.metrics:
@@ -97,6 +109,14 @@ def _metric_lines(m: dict) -> list[str]:
     lines = [
         f"test: {w['rows']:,} snapshots {w['first_as_of'][:10]} .. {w['last_as_of'][:10]}, "
         f"{w['rows_with_known_outcome']:,} with a known outcome",
+        *(
+            [
+                f"drift at scoring: {w['rows_scored_by_the_drift_fallback']:,} test snapshots "
+                "were scored by the stage-table fallback (features drifted at their date)"
+            ]
+            if w.get("rows_scored_by_the_drift_fallback")
+            else []
+        ),
         f"{'close probability':<18}{'AUC':>7}{'PR AUC':>8}{'logloss':>9}{'Brier':>8}"
         f"{'ECE':>7}{'lift@10':>9}",
     ]

@@ -65,6 +65,18 @@ class GenerateParams(_Section):
     as_of: date
     format: Literal["csv", "parquet"]
     messy: bool
+    scenarios: tuple[str, ...] = ()
+
+    @field_validator("scenarios")
+    @classmethod
+    def _known_scenarios(cls, names: tuple[str, ...]) -> tuple[str, ...]:
+        from crm.synthetic.scenarios import UnknownScenarioError, scenario_order
+
+        try:
+            scenario_order(names)
+        except UnknownScenarioError as exc:
+            raise ValueError(str(exc)) from None
+        return names
 
 
 class ValidateParams(_Section):
@@ -124,11 +136,31 @@ class NextStageParams(_Section):
     floor: float = Field(gt=0, lt=0.1)
 
 
+class HazardParams(_Section):
+    """The time-to-event close model (:mod:`models.hazard`)."""
+
+    edges_days: tuple[int, ...] = Field(min_length=1)
+    folds: int = Field(ge=2, le=10)
+    recalibration_days: int = Field(gt=0)
+    recalibration_prior: float = Field(ge=0)
+
+    @field_validator("edges_days")
+    @classmethod
+    def _increasing_days(cls, days: tuple[int, ...]) -> tuple[int, ...]:
+        if any(d <= 0 for d in days) or list(days) != sorted(set(days)):
+            raise ValueError(f"interval ends must be positive and increasing, got {list(days)}")
+        return days
+
+
 class TrainParams(_Section):
     """Close-probability and next-stage models (``dealcast train`` / ``evaluate``)."""
 
     horizon_days: int = Field(gt=0)
+    probability_floor: float = Field(gt=0, lt=0.1)
+    drift_max: float = Field(gt=0, le=1)
+    n_jobs: int = Field(ge=1)
     calibration_fraction: float = Field(gt=0, lt=1)
+    calibration: Literal["sigmoid", "isotonic"]
     min_isotonic_rows: int = Field(ge=1)
     stage_prior_strength: float = Field(ge=0)
     blend_weights: tuple[float, ...] = Field(min_length=1)
@@ -136,6 +168,7 @@ class TrainParams(_Section):
     logreg_c: float = Field(gt=0)
     explain_top_n: int = Field(ge=1)
     close: LightGBMParams
+    hazard: HazardParams
     next_stage: NextStageParams
 
     @field_validator("blend_weights")
@@ -155,6 +188,7 @@ class EvaluateParams(_Section):
     close_model_name: str = Field(min_length=1)
     next_stage_model_name: str = Field(min_length=1)
     promote_min_log_loss_gain: float = Field(ge=0)
+    max_history_rewrite_share: float = Field(ge=0, le=1)
 
 
 class ScoreParams(_Section):
@@ -170,6 +204,9 @@ class ServeParams(_Section):
     max_body_bytes: int = Field(gt=0)
     max_rows: int = Field(gt=0)
     token_env: str = Field(min_length=1)
+    read_timeout_seconds: float = Field(gt=0, le=300)
+    score_threads: int = Field(ge=1, le=64)
+    batch_max: int = Field(ge=1, le=1000)
 
 
 class ScheduleParams(_Section):

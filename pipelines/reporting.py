@@ -4,8 +4,10 @@ funnel report (:mod:`serving.report`) and write ``funnel_report_<DATE>.html`` at
 Optional inputs, each skipped with a note when absent or unreadable: the backtest
 (``<reports>/backtest/metrics.json`` and ``test_predictions.parquet``), the forecast
 (``forecast_backtest.parquet``, the latest ``forecast_<DATE>.csv`` and a fan-chart PNG in
-the forecast folder) and the latest team-wide ``prioritised_leads_<DATE>.parquet`` in the
-exports folder. "Latest" means the latest date in the file name not after ``as_of``.
+the forecast folder) and the latest team-wide prioritised-leads Parquet in the exports
+folder (the set ``prioritised_leads_<DATE>/prioritised_leads_<DATE>.parquet``, or a file
+``prioritised_leads_<DATE>.parquet`` of the older flat layout). "Latest" means the latest
+date in the name not after ``as_of``.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from pathlib import Path
 import pandas as pd
 
 from crm.schemas import Funnel
-from pipelines.io import write_text_atomic
+from pipelines.io import writable_folder, write_text_atomic
 
 log = logging.getLogger(__name__)
 
@@ -48,31 +50,37 @@ def run_report(
     as_of: pd.Timestamp | None,
     data_end: pd.Timestamp | None = None,
     ece_bins: int = 10,
+    clock: pd.Timestamp | None = None,
 ) -> ReportRun:
     """Build and write the report; ``StepError`` only when the CRM itself is unusable.
 
     ``as_of`` defaults to ``data_end`` (``features.data_end``), else the data's latest event.
     """
-    from pipelines.modelling import load_usable
-    from pipelines.steps import data_end_of
+    from pipelines.modelling_artifacts import fingerprint
+    from pipelines.steps import clock_of, data_end_of, load_usable
     from serving.report import ReportInputs, build_report
 
-    data = load_usable(folder, funnel=funnel)
+    data = load_usable(folder, funnel=funnel, data_end=data_end, clock=clock or clock_of(None))
     when = as_of if as_of is not None else data_end_of(data, data_end=data_end)
+    _check_as_of(data, when)
+    writable_folder(Path(out), what="--out")
     messages: list[str] = []
     inputs = {"CRM": str(folder)}
     reader = _Reader(messages, inputs)
     leads_file = latest_dated(exports, "prioritised_leads", ".parquet", when)
+    leads_file = _same_crm(leads_file, fingerprint(data), messages)
     forecast_file = latest_dated(forecast, "forecast", ".csv", when)
+    if _same_crm(forecast_file, fingerprint(data), messages, what="forecast") != forecast_file:
+        forecast, forecast_file = None, None  # another CRM's: no forecast, no backtest, no fan
     report = ReportInputs(
         data=data, funnel=funnel, as_of=when,
         metrics=reader.json("backtest metrics", backtest / "metrics.json"),
         predictions=reader.parquet("backtest predictions", backtest / "test_predictions.parquet"),
         forecast_backtest=reader.parquet(
-            "forecast backtest", forecast / "forecast_backtest.parquet"
+            "forecast backtest", forecast and forecast / "forecast_backtest.parquet"
         ),
         forecast=reader.csv("forecast", forecast_file),
-        fan_chart=reader.bytes("fan chart", fan_chart_file(forecast, forecast_file)),
+        fan_chart=reader.bytes("fan chart", forecast and fan_chart_file(forecast, forecast_file)),
         leads=reader.parquet("prioritised leads", leads_file),
         sources=inputs, ece_bins=ece_bins,
     )  # fmt: skip
@@ -82,16 +90,71 @@ def run_report(
     return ReportRun(path, when, inputs, messages)
 
 
+def _check_as_of(data, when: pd.Timestamp) -> None:
+    """``StepError`` when ``when`` is before the data's first deal or stage change: a
+    funnel report of a moment with no history has nothing to show."""
+    from pipelines.steps import StepError
+
+    starts = [data.deals["created_at"].min()]
+    if data.stage_history is not None and len(data.stage_history):
+        starts.append(data.stage_history["entered_at"].min())
+    first = max((s for s in starts if pd.notna(s)), default=None)
+    if first is not None and when < first:
+        raise StepError(
+            f"--as-of {when} is before the data's history starts ({first}): there is no "
+            "funnel to report yet; choose a later --as-of"
+        )
+
+
+def _same_crm(
+    path: Path | None, ours: str, messages: list[str], *, what: str = "export"
+) -> Path | None:
+    """``path`` (an export or forecast) if it was made from this CRM (its
+    ``data_fingerprint`` column), else None with a note: another CRM's ranked deals or
+    forecast must never appear in this CRM's report. Files without the column pass."""
+    if path is None:
+        return None
+    try:
+        if path.suffix == ".csv":
+            frame = pd.read_csv(path, usecols=lambda c: c == "data_fingerprint", dtype="str")
+        else:
+            frame = pd.read_parquet(path, columns=["data_fingerprint"])
+    except (OSError, ValueError, KeyError):
+        return path  # unreadable: the reader below says so
+    theirs = set(frame.get("data_fingerprint", pd.Series()).dropna().astype("str"))
+    if theirs and theirs != {ours}:
+        command = "score" if what == "export" else "forecast"
+        messages.append(
+            f"left out the {'prioritised leads' if what == 'export' else 'forecast'}: the latest "
+            f"{what} is for another CRM ({path}: data fingerprint {', '.join(sorted(theirs))}, "
+            f"this CRM {ours}), or an older extract of it: run `dealcast {command}` on this CRM"
+        )
+        return None
+    return path
+
+
 def latest_dated(folder: Path, stem: str, suffix: str, as_of: pd.Timestamp) -> Path | None:
-    """``<folder>/<stem>_<YYYY-MM-DD><suffix>`` with the latest date not after ``as_of``."""
+    """``<folder>/<stem>_<YYYY-MM-DD><suffix>`` with the latest date not after ``as_of``.
+
+    A set folder ``<stem>_<DATE>/<stem>_<DATE><suffix>`` (see :func:`pipelines.io.write_set`)
+    counts too and wins over a flat file of the same date.
+    """
     if not folder.is_dir():
         return None
     found = []
-    for path in folder.glob(f"{stem}_*{suffix}"):
-        m = _DATED.match(path.name[: -len(suffix)])
+    for path in folder.glob(f"{stem}_*"):
+        name = path.name
+        if path.is_dir():
+            path, name = path / f"{name}{suffix}", f"{name}{suffix}"
+            rank = 1
+        else:
+            rank = 0
+        if not name.endswith(suffix) or not path.is_file():
+            continue
+        m = _DATED.match(name[: -len(suffix)])
         if m and m["stem"] == stem and m["date"] <= as_of.date().isoformat():
-            found.append((m["date"], path))
-    return max(found)[1] if found else None
+            found.append((m["date"], rank, path))
+    return max(found)[2] if found else None
 
 
 def fan_chart_file(folder: Path, forecast_file: Path | None) -> Path | None:

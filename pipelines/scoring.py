@@ -4,16 +4,19 @@ prioritised-leads export (``prioritised_leads_<DATE>.csv``, ``.xlsx`` and ``.par
 ``as_of`` defaults to the data's end (``features.data_end``, else its latest event), not
 the wall clock: an extract from last night scored "now" would age every deal by the hours
 since, and a stale demo extract by months. With ``owners`` only their deals are written
-(file names get ``_owner-<id>`` suffixes, so the team-wide export is never overwritten);
+(names get ``_owner-<id>`` suffixes, so the team-wide export is never overwritten);
 ``rank`` stays the team-wide rank and ``owner_rank`` is the rank within each owner.
-Every file is replaced atomically; the CSV and XLSX bytes depend only on the data, the
-models and the params.
+
+The three files are one set, published together (:func:`pipelines.io.write_set`):
+``<out>/prioritised_leads_<DATE>/`` is a link to the latest complete set, switched with one
+rename, so a reader never sees a new CSV beside an old XLSX and a crash leaves the old set
+whole. The CSV and XLSX bytes depend only on the data, the models and the params.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
-import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,13 +24,15 @@ from pathlib import Path
 import pandas as pd
 
 from crm.schemas import Funnel
-from pipelines.io import write_bytes_atomic
+from pipelines.io import writable_folder, write_set
 from pipelines.params import FeaturesParams, ScoreParams
 from pipelines.steps import data_end_of
 
 log = logging.getLogger(__name__)
 
 STEM = "prioritised_leads"
+#: Longest ``_owner-...`` part of a name in bytes (file names hold at most 255 bytes).
+MAX_OWNER_PART = 120
 
 
 @dataclass(frozen=True)
@@ -53,6 +58,7 @@ def run_score(
     horizon_days: int,
     as_of: pd.Timestamp | None,
     owners: tuple[str, ...] = (),
+    clock: pd.Timestamp | None = None,
 ) -> ScoringRun:
     """Score and write; raise ``StepError`` on unusable data or nothing to export.
 
@@ -68,7 +74,10 @@ def run_score(
         score_open_deals,
     )
 
-    result = load_and_validate(folder, funnel=funnel, as_of=None)
+    writable_folder(Path(out), what="--out")  # fail now, not after scoring
+    result = load_and_validate(
+        folder, funnel=funnel, as_of=None, data_end=features.data_end, clock=clock
+    )  # rows after the data's end (``clock``: validate.as_of, else now) are left out
     if result.data is None:
         raise StepError(f"{folder}: the CRM data is not usable\n{result.report.to_text()}")
     data = result.data
@@ -95,12 +104,27 @@ def run_score(
         raise StepError(str(error)) from None
     seconds = time.perf_counter() - started
     open_deals = len(leads)
+    messages += _drift_messages(leads.attrs.get("drift", []))
     if owners:
         leads = _only(leads, owners, when, for_owners)
     files = write_export(leads, Path(out), as_of=when, horizon_days=horizon_days,
                          priority=score.priority, owners=owners)  # fmt: skip
     log.info("scored %d open deals in %.1f s", open_deals, seconds)
     return ScoringRun(leads, when, open_deals, seconds, files, messages)
+
+
+def _drift_messages(drift: list[dict]) -> list[str]:
+    """What the user must know when the champion's features drifted (stage table served)."""
+    from models.drift import describe
+
+    if not drift:
+        return []
+    text = (
+        f"features of the champion drifted since training: {describe(drift)}. Every p_win "
+        "is the stage table's today; `dealcast train` refits without the drifted features"
+    )
+    log.warning(text)
+    return [text]
 
 
 def _as_of_messages(when: pd.Timestamp, data_end: pd.Timestamp) -> list[str]:
@@ -128,11 +152,35 @@ def _only(leads: pd.DataFrame, owners: tuple[str, ...], when, for_owners) -> pd.
 
 
 def export_stem(as_of: pd.Timestamp, owners: tuple[str, ...] = ()) -> str:
-    """``prioritised_leads_<YYYY-MM-DD>`` plus ``_owner-<id>`` per owner (sorted, safe)."""
+    """``prioritised_leads_<YYYY-MM-DD>`` plus ``_owner-<id>`` per owner (sorted).
+
+    Owner ids are written so that two different ids never give the same name and no id can
+    reach outside the folder: letters (any alphabet), digits, ``-`` and ``.`` are kept,
+    every other character becomes ``%XX`` (its UTF-8 bytes: ``a/b`` -> ``a%2Fb``, ``a_b``
+    -> ``a%5Fb``). When the owner part would exceed :data:`MAX_OWNER_PART` bytes it becomes
+    ``_owner-<start of the first id>~<hash of all ids>`` (``~`` never appears otherwise).
+    """
     stem = f"{STEM}_{as_of.date().isoformat()}"
-    for owner in sorted(set(owners)):
-        stem += "_owner-" + re.sub(r"[^A-Za-z0-9._-]+", "-", owner)
-    return stem
+    names = sorted(set(owners))
+    part = "".join("_owner-" + _safe_name(o) for o in names)
+    if len(part.encode("utf-8")) > MAX_OWNER_PART:
+        digest = hashlib.sha256("\0".join(names).encode("utf-8", "surrogatepass")).hexdigest()
+        more = f"-and-{len(names) - 1}-more" if len(names) > 1 else ""
+        part = f"_owner-{_safe_name(names[0], limit=40)}{more}~{digest[:16]}"
+    return stem + part
+
+
+def _safe_name(owner: str, *, limit: int | None = None) -> str:
+    """``owner`` as an injective, file-name-safe text of at most ``limit`` bytes."""
+    out, size = [], 0
+    for ch in owner:
+        keep = ch.isalnum() or ch in "-."
+        piece = ch if keep else "".join(f"%{b:02X}" for b in ch.encode("utf-8", "surrogatepass"))
+        size += len(piece.encode("utf-8", "surrogatepass"))
+        if limit is not None and size > limit:
+            break
+        out.append(piece)
+    return "".join(out)
 
 
 def write_export(
@@ -144,12 +192,15 @@ def write_export(
     priority: str,
     owners: tuple[str, ...] = (),
 ) -> dict[str, Path]:
-    """Write the CSV, XLSX and Parquet files atomically; return their paths."""
+    """Publish the CSV, XLSX and Parquet files as one set; return their paths.
+
+    They land in ``<out>/<stem>/`` (see the module docstring); files of the layout before
+    sets and temporaries its crashed runs left are removed.
+    """
     from crm.write import write_frame
     from serving.export import about_table, csv_bytes, xlsx_bytes
 
     stem = export_stem(as_of, owners)
-    files = {fmt: out / f"{stem}.{fmt}" for fmt in ("csv", "xlsx", "parquet")}
     first = leads.iloc[0] if len(leads) else None
     about = about_table(
         as_of=as_of, horizon_days=horizon_days, priority=priority, rows=len(leads),
@@ -159,10 +210,24 @@ def write_export(
         data_fingerprint=str(first["data_fingerprint"]) if first is not None else "",
         owners=owners,
     )  # fmt: skip
-    write_bytes_atomic(files["csv"], csv_bytes(leads))
-    write_bytes_atomic(files["xlsx"], xlsx_bytes(leads, about=about, as_of=as_of))
-    write_frame(leads, files["parquet"])
-    return files
+    writers = {
+        f"{stem}.csv": lambda path: path.write_bytes(csv_bytes(leads)),
+        f"{stem}.xlsx": lambda path: path.write_bytes(xlsx_bytes(leads, about=about, as_of=as_of)),
+        f"{stem}.parquet": lambda path: write_frame(leads, path),
+    }
+    written = write_set(out, stem, writers)
+    _remove_old_layout(out, stem)
+    return {fmt: written[f"{stem}.{fmt}"] for fmt in ("csv", "xlsx", "parquet")}
+
+
+def _remove_old_layout(out: Path, stem: str) -> None:
+    """Remove ``<stem>.csv|xlsx|parquet`` beside the set (the superseded one-file-at-a-time
+    layout) and the hidden ``.prioritised_leads_*`` temporaries its crashed runs left."""
+    for fmt in ("csv", "xlsx", "parquet"):
+        (out / f"{stem}.{fmt}").unlink(missing_ok=True)
+    for path in out.glob(f".{STEM}_*"):
+        if path.is_file() and not path.is_symlink():
+            path.unlink(missing_ok=True)
 
 
 def format_score(run: ScoringRun, *, top: int = 10) -> str:

@@ -1,10 +1,11 @@
 """The ``serve`` step: the champion + the CRM folder -> a :class:`~serving.api.Scorer` -> HTTP.
 
 :class:`CRMScorer` is the real scorer: it ranks every deal open at ``as_of`` once, at start
-(the ranked list is then served from memory), and scores a posted deal by putting its rows
-into the loaded CRM in place of any rows that deal had and ranking again, so the deal's
-features (owner and account win rates, touch counts, ...) are computed exactly as the daily
-export computes them, and its ``rank`` is the rank it would have among today's deals.
+(the ranked list is then served from memory), and scores a posted deal with
+:mod:`serving.single_deal`: the deal's rows in place of any rows that deal had in the
+loaded CRM, its features built for that deal alone by the export's own code (owner and
+account win rates, touch counts, ... from the whole CRM), so its row is the one the daily
+export would give it; its ``rank`` is the rank it takes among today's ranked deals.
 
 Auth policy (:func:`resolve_token`): the token comes from the environment variable
 ``serve.token_env`` (``DEALCAST_API_TOKEN``); without it the server refuses to start, unless
@@ -25,12 +26,11 @@ from crm.data import CRMData
 from crm.schemas import Funnel
 from pipelines.params import FeaturesParams, Params, ScoreParams
 from pipelines.steps import data_end_of
+from serving.single_deal import DealIndex, Note, score_many
 
 log = logging.getLogger(__name__)
 
-#: Tables whose rows of the posted deal replace the CRM's rows of that deal.
-DEAL_TABLES = ("deals", "stage_history", "touchpoints")
-MIN_TOKEN_CHARS = 16
+MIN_TOKEN_CHARS = 32
 
 
 @dataclass(frozen=True)
@@ -46,6 +46,7 @@ class CRMScorer:
     as_of: pd.Timestamp
     fingerprint: str
     leads: pd.DataFrame = field(repr=False)
+    index: DealIndex | None = field(default=None, repr=False)
 
     @property
     def model_versions(self) -> Mapping[str, str]:
@@ -57,22 +58,25 @@ class CRMScorer:
     def ranked(self) -> pd.DataFrame:
         return self.leads
 
-    def score_deal(self, history: CRMData) -> pd.DataFrame:
-        """The posted deal's row, ranked among the CRM's open deals; ``ValueError`` if it
-        is not open at ``as_of``."""
-        deal_id = str(history.deals["deal_id"].iloc[0])
-        scored = score_crm(with_deal(self.data, history), scorer=self)
-        row = scored[scored["deal_id"] == deal_id].reset_index(drop=True)
-        if row.empty:
-            raise ValueError(
-                f"deal {deal_id!r} is not open at {self.as_of} (created later, or its last "
-                "stage is won/lost): nothing to score"
-            )
-        return row
+    def score_deals(
+        self, histories: list[CRMData]
+    ) -> list[tuple[pd.DataFrame, list[Note]] | ValueError]:
+        """Each posted deal's row, ranked among today's open deals, with notes on how its
+        rows met the CRM's; a ``ValueError`` in its place if it is not open at ``as_of``.
+        Each result is what the deal would get if posted alone."""
+        if self.index is None:
+            raise RuntimeError("a CRMScorer comes from build_scorer")
+        return score_many(
+            self.index, histories, leads=self.leads, priority=self.score.priority,
+            score=lambda data, ids: score_crm(data, scorer=self, deal_ids=ids),
+        )  # fmt: skip
 
 
-def score_crm(data: CRMData, *, scorer: CRMScorer) -> pd.DataFrame:
-    """Every deal of ``data`` open at the scorer's ``as_of``, ranked by its champion."""
+def score_crm(
+    data: CRMData, *, scorer: CRMScorer, deal_ids: tuple[str, ...] | None = None
+) -> pd.DataFrame:
+    """Every deal of ``data`` open at the scorer's ``as_of`` (or only ``deal_ids``), ranked
+    by its champion."""
     from serving.score import score_open_deals
 
     s, f, champion = scorer, scorer.features, scorer.champion
@@ -83,39 +87,9 @@ def score_crm(data: CRMData, *, scorer: CRMScorer) -> pd.DataFrame:
         horizon_days=s.horizon_days, priority=s.score.priority,
         top_reasons=s.score.top_reasons, model_version=champion.close_version,
         next_stage_model_version=champion.next_stage_version, data_fingerprint=s.fingerprint,
+        deal_ids=deal_ids,
+        day_drift=None if deal_ids is None else scorer.leads.attrs.get("drift", []),
     )  # fmt: skip
-
-
-def with_deal(data: CRMData, history: CRMData) -> CRMData:
-    """``data`` with the posted deal's rows in place of that deal's rows (a new CRM).
-
-    Columns the CRM does not have are dropped (no model knows them); categorical columns
-    stay categorical. Posted account-level touchpoints are added as they are.
-    """
-    deal_id = str(history.deals["deal_id"].iloc[0])
-    out = data
-    for name in DEAL_TABLES:
-        old, new = data.table(name), history.table(name)
-        if old is None:
-            if new is not None and name != "deals":
-                log.info("the CRM has no %s table: the posted %s rows are ignored", name, name)
-            continue
-        keep = old[old["deal_id"].astype("str") != deal_id] if "deal_id" in old else old
-        out = out.with_table(name, _append(keep, new))
-    return out
-
-
-def _append(old: pd.DataFrame, new: pd.DataFrame | None) -> pd.DataFrame:
-    if new is None or new.empty:
-        return old.reset_index(drop=True)
-    new = new.reindex(columns=old.columns)
-    both = pd.concat([old, new], ignore_index=True)
-    for column in old.columns:
-        if isinstance(old[column].dtype, pd.CategoricalDtype):
-            both[column] = both[column].astype("str").where(both[column].notna()).astype("category")
-        elif both[column].dtype != old[column].dtype:
-            both[column] = both[column].astype(old[column].dtype)
-    return both
 
 
 def build_scorer(
@@ -128,7 +102,8 @@ def build_scorer(
     horizon_days: int,
     as_of: pd.Timestamp | None,
 ) -> CRMScorer:
-    """Rank the open deals once; ``as_of`` defaults to the data's end, as ``dealcast score``."""
+    """Rank the open deals once and index the CRM for single deals; ``as_of`` defaults to
+    the data's end, as ``dealcast score``."""
     from pipelines.modelling_artifacts import fingerprint
 
     if as_of is None:
@@ -138,7 +113,8 @@ def build_scorer(
         horizon_days=horizon_days, as_of=as_of, fingerprint=fingerprint(data),
         leads=pd.DataFrame(),
     )  # fmt: skip
-    return replace(partial, leads=score_crm(data, scorer=partial))
+    index = DealIndex(data, funnel=funnel, as_of=as_of)
+    return replace(partial, leads=score_crm(data, scorer=partial), index=index)
 
 
 def is_loopback(host: str) -> bool:
@@ -172,7 +148,10 @@ def resolve_token(
             "without authentication on 127.0.0.1"
         )
     if len(token) < MIN_TOKEN_CHARS:
-        log.warning("the API token in %s is shorter than %d characters", token_env, MIN_TOKEN_CHARS)
+        raise StepError(
+            f"the API token in {token_env} has {len(token)} characters; at least "
+            f"{MIN_TOKEN_CHARS} are needed (make one with `openssl rand -hex 32`)"
+        )
     return token
 
 
@@ -186,21 +165,42 @@ def run_serve(
     no_auth: bool,
     environ: Mapping[str, str],
 ) -> None:
-    """Check the auth policy, load the CRM and champion, rank, and serve until stopped."""
-    import uvicorn
+    """Check the auth policy and the host/port (cheap checks first), load the CRM and
+    champion, rank, and serve until stopped."""
+    from pipelines.serve_http import ListenError, bare_host, listen, serve, url_of
+    from pipelines.steps import StepError
 
-    from pipelines.steps import StepError, load_and_validate
+    host = bare_host(host)
+    token = resolve_token(host=host, token_env=params.serve.token_env, no_auth=no_auth,
+                          environ=environ)  # fmt: skip
+    try:
+        sock = listen(host, port)
+    except ListenError as exc:
+        raise StepError(str(exc)) from None
+    try:
+        app = _load_app(folder, params=params, as_of=as_of, token=token)
+    except BaseException:
+        sock.close()
+        raise
+    log.info("serving on %s (docs at %s/docs)", url_of(host, port), url_of(host, port))
+    serve(app, sock, read_timeout_s=params.serve.read_timeout_seconds)
+
+
+def _load_app(folder: Path, *, params: Params, as_of: pd.Timestamp | None, token: str | None):
+    """Load the champion and the CRM, rank, and build the app (the slow part of start)."""
+    from pipelines.steps import StepError, clock_of, load_and_validate, spec_of
     from pipelines.tracking import load_champion
     from serving.api import create_app
 
-    token = resolve_token(host=host, token_env=params.serve.token_env, no_auth=no_auth,
-                          environ=environ)  # fmt: skip
     funnel = params.funnel.to_funnel()
     champion = load_champion(
         close_model_name=params.evaluate.close_model_name,
         next_stage_model_name=params.evaluate.next_stage_model_name,
+        spec=spec_of(params.features),
     )
-    result = load_and_validate(folder, funnel=funnel, as_of=None)
+    result = load_and_validate(folder, funnel=funnel, as_of=None,
+                               data_end=params.features.data_end,
+                               clock=clock_of(params.validate_.as_of))  # fmt: skip
     if result.data is None:
         raise StepError(f"{folder}: the CRM data is not usable\n{result.report.to_text()}")
     scorer = build_scorer(
@@ -208,10 +208,10 @@ def run_serve(
         score=params.score, horizon_days=champion.horizon_days or params.train.horizon_days,
         as_of=as_of,
     )  # fmt: skip
-    log.info("%d open deals at %s ranked; serving on http://%s:%d", len(scorer.leads),
-             scorer.as_of, host, port)  # fmt: skip
-    app = create_app(
+    log.info("%d open deals at %s ranked", len(scorer.leads), scorer.as_of)
+    return create_app(
         scorer=scorer, token=token, max_body_bytes=params.serve.max_body_bytes,
         max_rows=params.serve.max_rows, funnel=funnel,
+        read_timeout_s=params.serve.read_timeout_seconds,
+        score_threads=params.serve.score_threads, batch_max=params.serve.batch_max,
     )  # fmt: skip
-    uvicorn.run(app, host=host, port=port, log_level="info", server_header=False)

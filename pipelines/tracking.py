@@ -1,14 +1,20 @@
-"""MLflow: the only module that imports it. One experiment, one run per training.
+"""MLflow runs and the model registry. One experiment, one run per training.
 
 A run holds every param (flattened ``params.yaml`` sections), the git commit, the data
-fingerprint, every metric of the model and the baselines, the charts, the feature list and
-both models as MLflow pyfunc models with signature and input example.
+fingerprint, the feature spec, every metric of the model and the baselines, the charts,
+the feature list, the record of its training data (``history/``) and both models as
+MLflow pyfunc models with signature, input example and metadata (feature spec, data
+fingerprint).
 
 ``train`` registers the models fitted on everything known (they are what serves) and logs,
-unregistered, the backtest models of the same settings. The new version gets alias
-``challenger`` and becomes ``champion`` only if its backtest beats the champion's backtest
-model on the same test rows by more than the configured log-loss gain (or if there is no
-champion yet). The decision and its reason are run tags. ``evaluate`` only logs.
+unregistered, the backtest models of the same settings. The new versions get alias
+``challenger``, each tagged with its partner (the pair trained together). The pair becomes
+``champion`` only if its training data tells the same past as the champion's and each
+model's backtest beats the champion's backtest model on the same test rows by more than
+the configured log-loss gain (or if there is no champion yet); the decisions are
+:mod:`models.promotion`'s. The aliases move only after both versions exist, the close
+model's last. The decision and its reason are run tags. ``evaluate`` only logs. Reading
+the champion pair back is :mod:`pipelines.tracking_champion`.
 
 The tracking URI comes from ``MLFLOW_TRACKING_URI`` (the CLI defaults it to the project's
 SQLite file); nothing here talks to the network.
@@ -16,8 +22,10 @@ SQLite file); nothing here talks to the network.
 
 from __future__ import annotations
 
+import json
 import logging
 import subprocess
+import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,14 +37,30 @@ from mlflow.exceptions import MlflowException
 from mlflow.models import infer_signature
 from mlflow.tracking import MlflowClient
 
-from models.metrics import binary_log_loss, multiclass_metrics
+from features.spec import FeatureSpec
+from models import promotion
+from models.history_check import HistoryRecord, compare_history, record_history
 from pipelines.modelling import ModellingRun
 from pipelines.modelling_artifacts import charts, clean_json, feature_list
+from pipelines.tracking_champion import (  # noqa: F401 - load_champion and recover re-exported
+    CHALLENGER,
+    CHAMPION,
+    FEATURE_SPEC_TAG,
+    NO_PARTNER,
+    PAIR_CLOSE_TAG,
+    PAIR_TAG,
+    Champion,
+    champion_version,
+    load_champion,
+    no_progress_bar,
+    process_tags,
+    recover,
+)
 
 log = logging.getLogger(__name__)
 
 PIP_REQUIREMENTS = ["lightgbm", "scikit-learn", "pandas", "numpy"]
-CHAMPION, CHALLENGER = "champion", "challenger"
+HISTORY_DIR = "history"
 
 
 class PyfuncModel(mlflow.pyfunc.PythonModel):
@@ -64,6 +88,16 @@ class Promotion:
     reason: str
 
 
+@dataclass(frozen=True)
+class Gate:
+    """The champion gate's settings (``evaluate:`` in params) and this training's clock."""
+
+    min_gain: float
+    max_rewrite_share: float
+    accept_rewritten_history: bool
+    clock: pd.Timestamp
+
+
 def track(
     run: ModellingRun,
     *,
@@ -72,7 +106,8 @@ def track(
     experiment: str,
     close_model_name: str,
     next_stage_model_name: str,
-    min_gain: float,
+    spec: FeatureSpec,
+    gate: Gate | None,
     backtest: ModellingRun | None = None,
     register: bool,
 ) -> tuple[str, list[Promotion]]:
@@ -82,12 +117,15 @@ def track(
     earlier and tested on the window after that, whose metrics, charts and models are
     logged in the same run and decide promotion. A backtest alone (``evaluate``) is
     logged but not registered: its model was trained at a past cutoff and must not serve.
+    ``spec`` (the feature settings) is saved as run tag, version tag and model metadata;
+    the run also keeps the record of its training data (``history/``) that later gates
+    compare with. ``gate`` is required with ``register``.
     """
     mlflow.set_experiment(experiment)
     report = backtest or run
     with mlflow.start_run(run_name=f"{command} @ {run.prepared.cutoff.date()}") as active:
         mlflow.log_params(flatten(params))
-        mlflow.set_tags(_tags(run, command, backtest))
+        mlflow.set_tags(_tags(run, command, backtest, spec))
         mlflow.log_metrics(numeric_metrics(report.metrics or report.summary))
         mlflow.log_dict(clean_json(report.metrics or report.summary), "metrics.json")
         mlflow.log_dict({"features": feature_list(run.models)}, "feature_list.json")
@@ -97,27 +135,34 @@ def track(
                 mlflow.log_figure(fig, f"plots/{name}.png")
         if not register:
             return active.info.run_id, []
-        backtest_uris = _log_backtest_models(backtest) if backtest is not None else {}
+        if gate is None:
+            raise ValueError("registering models needs the champion gate's settings")
+        record = _log_history(run)
         names = {"close": close_model_name, "next_stage": next_stage_model_name}
-        promotions = [
-            _register(run, backtest, kind, names[kind], backtest_uris.get(kind), min_gain)
-            for kind, _ in _estimators(run)
-        ]
+        versions = _register_pair(run, backtest, names, spec)
+        promotions = _gate_pair(run, backtest, names, versions, gate, record)
         for p in promotions:
             mlflow.set_tag(f"promotion.{p.model}", f"v{p.version}: {p.reason}")
         return active.info.run_id, promotions
 
 
-def _tags(run: ModellingRun, command: str, backtest: ModellingRun | None) -> dict[str, str]:
+def _tags(run, command: str, backtest, spec: FeatureSpec) -> dict[str, str]:
     tags = {
         "command": command,
         "git_commit": git_commit(),
         "data_fingerprint": run.prepared.fingerprint,
         "cutoff": str(run.prepared.cutoff),
         "data_end": str(run.prepared.data_end),
-    }
+        FEATURE_SPEC_TAG: spec.to_json(),
+    } | process_tags()
     if backtest is not None:
         tags["backtest_cutoff"] = str(backtest.prepared.cutoff)
+    close = run.models.close
+    tags["close.decision"] = close.guard_.get("decision", "")
+    drift = getattr(close, "drift_", [])
+    tags["close.drifted_features_left_out"] = (
+        "; ".join(f"{d['feature']}: {d['reason']}" for d in drift)[:5000] or "none"
+    )
     return tags
 
 
@@ -128,7 +173,7 @@ def _estimators(run: ModellingRun) -> list[tuple[str, object]]:
     return pairs
 
 
-def _log_pyfunc(run: ModellingRun, kind: str, estimator, *, name: str, registered: str | None):
+def _log_pyfunc(run, kind: str, estimator, *, name: str, registered: str | None, metadata=None):
     example = input_example(run)
     wrapped = PyfuncModel(estimator, kind)
     with warnings.catch_warnings():
@@ -141,114 +186,161 @@ def _log_pyfunc(run: ModellingRun, kind: str, estimator, *, name: str, registere
             input_example=example,
             pip_requirements=PIP_REQUIREMENTS,
             registered_model_name=registered,
+            metadata=metadata,
         )
 
 
-def _log_backtest_models(backtest: ModellingRun) -> dict[str, str]:
-    """Log (not register) the backtest's models; the gate of later versions loads them."""
-    return {
-        kind: _log_pyfunc(backtest, kind, est, name=f"backtest_{kind}", registered=None).model_uri
-        for kind, est in _estimators(backtest)
-    }
+def _log_history(run: ModellingRun) -> HistoryRecord:
+    """Record the training data (rows, outcomes, per closed deal hashes) in ``history/``."""
+    record = record_history(run.prepared.data, data_end=run.prepared.data_end)
+    mlflow.log_dict(clean_json(record.summary()), f"{HISTORY_DIR}/summary.json")
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "closed_deals.parquet"
+        record.closed.to_parquet(path, index=False)
+        mlflow.log_artifact(str(path), HISTORY_DIR)
+    return record
 
 
-def _register(run, backtest, kind, name, backtest_uri, min_gain) -> Promotion:
-    estimator = dict(_estimators(run))[kind]
-    info = _log_pyfunc(run, kind, estimator, name=kind, registered=name)
-    version = str(info.registered_model_version)
+def _register_pair(run, backtest, names: dict[str, str], spec: FeatureSpec) -> dict[str, str]:
+    """Register every model of ``run`` (alias ``challenger``), tagged with its pair.
+
+    Nothing serves yet: the champion aliases move only in :func:`_apply`, after every
+    version of the pair exists and carries its tags.
+    """
     client = MlflowClient()
-    client.set_registered_model_alias(name, CHALLENGER, version)
-    client.set_model_version_tag(name, version, "cutoff", str(run.prepared.cutoff))
-    if backtest is not None and backtest_uri:
-        cutoff = str(backtest.prepared.cutoff)
-        client.set_model_version_tag(name, version, "backtest_cutoff", cutoff)
-        client.set_model_version_tag(name, version, "backtest_model_uri", backtest_uri)
-    return _gate(backtest, kind, name, version, min_gain)
+    uris = {}
+    if backtest is not None:
+        uris = {
+            kind: _log_pyfunc(backtest, kind, est, name=f"backtest_{kind}", registered=None)
+            .model_uri for kind, est in _estimators(backtest)
+        }  # fmt: skip
+    metadata = {FEATURE_SPEC_TAG: spec.to_json(), "data_fingerprint": run.prepared.fingerprint}
+    versions = {}
+    for kind, estimator in _estimators(run):
+        info = _log_pyfunc(run, kind, estimator, name=kind, registered=names[kind],
+                           metadata=metadata)  # fmt: skip
+        version = versions[kind] = str(info.registered_model_version)
+        tags = {"cutoff": str(run.prepared.cutoff), FEATURE_SPEC_TAG: spec.to_json()}
+        if kind in uris:
+            tags |= {"backtest_cutoff": str(backtest.prepared.cutoff),
+                     "backtest_model_uri": uris[kind]}  # fmt: skip
+        for key, value in tags.items():
+            client.set_model_version_tag(names[kind], version, key, value)
+    partner = versions.get("next_stage", NO_PARTNER)
+    client.set_model_version_tag(names["close"], versions["close"], PAIR_TAG, partner)
+    if "next_stage" in versions:
+        client.set_model_version_tag(names["next_stage"], partner, PAIR_CLOSE_TAG,
+                                     versions["close"])  # fmt: skip
+    for kind, version in versions.items():
+        client.set_registered_model_alias(names[kind], CHALLENGER, version)
+    return versions
 
 
-def _gate(
-    backtest: ModellingRun | None, kind: str, name: str, version: str, min_gain: float
-) -> Promotion:
-    """Promote ``version`` if its backtest beats the champion's on the same test rows.
+def _gate_pair(run, backtest, names, versions, gate: Gate, record) -> list[Promotion]:
+    """Decide for each model of the pair, then promote the pair as one or not at all."""
+    client = MlflowClient()
+    close_champion = champion_version(client, names["close"])
+    if close_champion is None:
+        decisions = {kind: promotion.first_model() for kind in versions}
+    else:
+        check = _history_check(close_champion, record, gate.clock)
+        refusal, note = promotion.history_verdict(
+            check, max_rewrite_share=gate.max_rewrite_share,
+            accept=gate.accept_rewritten_history,
+        )  # fmt: skip
+        decisions = {
+            kind: promotion.with_note(
+                _decide(client, backtest, kind, names[kind], gate.min_gain), note)
+            for kind in versions
+        } if refusal is None else promotion.refuse_pair(refusal, versions)  # fmt: skip
+    decisions = promotion.decide_pair(decisions)
+    if all(d.promote for d in decisions.values()):
+        _apply(client, names, versions)
+    return [
+        Promotion(names[kind], versions[kind], d.promote,
+                  f"promoted to champion: {d.reason}" if d.promote else d.reason)
+        for kind, d in decisions.items()
+    ]  # fmt: skip
+
+
+def _history_check(champion, record: HistoryRecord, clock: pd.Timestamp):
+    """The challenger's data against the champion's record (None if it has none)."""
+    try:
+        with tempfile.TemporaryDirectory() as tmp, no_progress_bar():
+            folder = Path(mlflow.artifacts.download_artifacts(
+                run_id=champion.run_id, artifact_path=HISTORY_DIR, dst_path=tmp))  # fmt: skip
+            summary = json.loads((folder / "summary.json").read_text(encoding="utf-8"))
+            closed = pd.read_parquet(folder / "closed_deals.parquet")
+    except (MlflowException, OSError, ValueError):
+        return None
+    return compare_history(HistoryRecord.from_parts(summary, closed), record, clock=clock)
+
+
+def _decide(client, backtest, kind: str, name: str, min_gain: float) -> promotion.Decision:
+    """This model's gate: its backtest against the champion's backtest model, same rows.
 
     The champion is represented by its own backtest model (trained at its backtest
     cutoff), scored on this backtest's test rows: a fair comparison when that cutoff is
     not later than ours, since neither model then saw those rows' outcomes.
     """
-    client = MlflowClient()
-    try:
-        champion = client.get_model_version_by_alias(name, CHAMPION)
-    except MlflowException:
-        champion = None
+    champion = champion_version(client, name)
     if champion is None:
-        return _promote(name, version, "first model: no champion yet")
+        return promotion.first_model()
     if backtest is None or backtest.predictions is None:
-        return Promotion(
-            name, version, False, "not promoted: no backtest to compare with the champion"
-        )
+        return promotion.Decision(False, "not promoted: no backtest to compare with the champion")
     uri = champion.tags.get("backtest_model_uri")
     champ_cutoff = pd.Timestamp(champion.tags.get("backtest_cutoff" if uri else "cutoff", "NaT"))
-    if pd.isna(champ_cutoff) or champ_cutoff > backtest.prepared.cutoff:
-        return Promotion(
-            name,
-            version,
+    if not promotion.fair_window(champ_cutoff, backtest.prepared.cutoff):
+        return promotion.Decision(
             False,
             f"not promoted: champion v{champion.version} was trained after this backtest "
             "window began; no fair comparison",
         )
-    ours, theirs = _backtest_losses(backtest, kind, uri or f"models:/{name}@{CHAMPION}")
-    if ours is None:
-        return Promotion(name, version, False, "not promoted: no known outcomes in the window")
-    mlflow.log_metrics(
-        {f"gate.{kind}.challenger_log_loss": ours, f"gate.{kind}.champion_log_loss": theirs}
-    )
-    if ours < theirs - min_gain:
-        return _promote(
-            name,
-            version,
-            f"log loss {ours:.4f} beats champion "
-            f"v{champion.version} {theirs:.4f} by more than {min_gain}",
-        )
-    return Promotion(
-        name,
-        version,
-        False,
-        f"not promoted: log loss {ours:.4f} vs champion "
-        f"v{champion.version} {theirs:.4f} (needs a gain above {min_gain})",
-    )
+    truth, ours, theirs = _score_frames(backtest, kind, uri or f"models:/{name}/{champion.version}")
+    decision = promotion.decide(
+        kind=kind, truth=truth, challenger=ours, champion=theirs,
+        champion_label=f"v{champion.version}", min_gain=min_gain,
+    )  # fmt: skip
+    if decision.challenger_loss is not None:
+        mlflow.log_metrics({f"gate.{kind}.challenger_log_loss": decision.challenger_loss,
+                            f"gate.{kind}.champion_log_loss": decision.champion_loss})  # fmt: skip
+    return decision
 
 
-def _promote(name: str, version: str, reason: str) -> Promotion:
-    MlflowClient().set_registered_model_alias(name, CHAMPION, version)
-    return Promotion(name, version, True, f"promoted to champion: {reason}")
-
-
-def _backtest_losses(run: ModellingRun, kind: str, uri: str):
-    pred, X = run.predictions, run.test_features.reset_index(drop=True)
-    champion = mlflow.pyfunc.load_model(uri)
+def _score_frames(run: ModellingRun, kind: str, uri: str):
+    """Truth, the challenger's and the champion's scores on the backtest's test rows."""
+    pred = run.predictions.reset_index(drop=True)
+    theirs = mlflow.pyfunc.load_model(uri).predict(model_frame(run.test_features))
     if kind == "close":
-        known = pred["won"].notna().to_numpy()
-        if not known.any():
-            return None, None
-        y = pred.loc[known, "won"].astype(bool).to_numpy()
-        theirs = champion.predict(model_frame(X[known]))["p_win"].to_numpy()
-        return binary_log_loss(y, pred.loc[known, "p_win"]), binary_log_loss(y, theirs)
-    known = pred["next_stage_true"].notna().to_numpy()
-    if not known.any():
-        return None, None
-    truth = pred.loc[known, "next_stage_true"]
-    ours = pred.loc[known, [c for c in pred if c.startswith("p_next__")]]
-    ours = ours.rename(columns=lambda c: c.removeprefix("p_next__"))
-    theirs = champion.predict(model_frame(X[known]))
+        return pred["won"], pred[["p_win"]], theirs
+    ours = pred[[c for c in pred if c.startswith("p_next__")]]
     return (
-        multiclass_metrics(truth, ours.reset_index(drop=True))["log_loss"],
-        multiclass_metrics(truth.reset_index(drop=True), theirs)["log_loss"],
+        pred["next_stage_true"],
+        ours.rename(columns=lambda c: c.removeprefix("p_next__")),
+        theirs,
     )
+
+
+def _apply(client: MlflowClient, names: dict[str, str], versions: dict[str, str]) -> None:
+    """Move the champion aliases: the next-stage model first, the close model last.
+
+    The close champion's pair tag names its next-stage partner, so the close alias is the
+    commit: a crash between the two moves leaves a mismatch that readers refuse and
+    :func:`recover` rolls back.
+    """
+    if "next_stage" in versions:
+        client.set_registered_model_alias(names["next_stage"], CHAMPION, versions["next_stage"])
+    elif champion_version(client, names["next_stage"]) is not None:
+        client.delete_registered_model_alias(names["next_stage"], CHAMPION)
+    client.set_registered_model_alias(names["close"], CHAMPION, versions["close"])
 
 
 def model_frame(features: pd.DataFrame) -> pd.DataFrame:
-    """Features as the served models take them: no keys, categories as strings."""
-    X = features.drop(columns=["deal_id", "as_of"], errors="ignore").reset_index(drop=True)
+    """Features as the served models take them: no deal id, categories as strings, and
+    ``as_of`` as a plain UTC datetime (the close model reads the calendar from it)."""
+    X = features.drop(columns=["deal_id"], errors="ignore").reset_index(drop=True)
+    if "as_of" in X:
+        X["as_of"] = pd.DatetimeIndex(X["as_of"]).tz_convert("UTC").tz_localize(None)
     for c in X.columns:
         if isinstance(X[c].dtype, pd.CategoricalDtype):
             X[c] = X[c].astype("object").where(X[c].notna(), None).astype("str")
@@ -294,56 +386,6 @@ def git_commit() -> str:
     return out.stdout.strip() if out.returncode == 0 else "unknown"
 
 
-@dataclass(frozen=True)
-class Champion:
-    """The serving models: the fitted estimators behind alias ``champion`` and where they
-    came from. ``next_stage`` is None when no next-stage model has a champion."""
-
-    close: object
-    next_stage: object | None
-    close_version: str
-    next_stage_version: str | None
-    run_id: str
-    horizon_days: int | None
-
-
-def load_champion(*, close_model_name: str, next_stage_model_name: str) -> Champion:
-    """Load ``models:/<name>@champion`` for both models and unwrap the fitted estimators.
-
-    Versions read as ``"<name> v<version>"``; ``horizon_days`` is the close model's run
-    param ``train.horizon_days`` (None if the run does not have it). Raises ``StepError``
-    when the close model has no champion yet.
-    """
-    from pipelines.steps import StepError
-
-    client = MlflowClient()
-    close = _champion_version(client, close_model_name)
-    if close is None:
-        raise StepError("no champion model yet: run `dealcast train` (or `make demo`) first")
-    nxt = _champion_version(client, next_stage_model_name)
-    horizon = client.get_run(close.run_id).data.params.get("train.horizon_days")
-    return Champion(
-        close=_estimator(close_model_name),
-        next_stage=_estimator(next_stage_model_name) if nxt is not None else None,
-        close_version=f"{close_model_name} v{close.version}",
-        next_stage_version=f"{next_stage_model_name} v{nxt.version}" if nxt else None,
-        run_id=close.run_id,
-        horizon_days=int(horizon) if horizon else None,
-    )
-
-
-def _champion_version(client: MlflowClient, name: str):
-    try:
-        return client.get_model_version_by_alias(name, CHAMPION)
-    except MlflowException:
-        return None
-
-
-def _estimator(name: str):
-    model = mlflow.pyfunc.load_model(f"models:/{name}@{CHAMPION}")
-    return model.unwrap_python_model().estimator
-
-
 def track_forecast(run, *, params: dict, experiment: str, model_version: str) -> str:
     """Log a ``forecast`` run (a :class:`pipelines.forecasting.ForecastRun`): params, the
     backtest metrics per method, sigma, the forecast table, backtest and fan chart."""
@@ -352,7 +394,7 @@ def track_forecast(run, *, params: dict, experiment: str, model_version: str) ->
         mlflow.log_params(flatten(params))
         mlflow.set_tags(
             {"command": "forecast", "git_commit": git_commit(), "model_version": model_version,
-             "as_of": str(run.as_of)}
+             "as_of": str(run.as_of)} | process_tags()
         )  # fmt: skip
         metrics = {"forecast": run.metrics.get("methods", {}), "sigma": run.sigma}
         mlflow.log_metrics(numeric_metrics(metrics))

@@ -7,33 +7,47 @@ and the CRM folder; tests pass a fake). Decisions, documented in the OpenAPI des
 - **Auth**: ``Authorization: Bearer <token>`` compared with :func:`hmac.compare_digest`;
   401 when missing or wrong. ``token=None`` turns auth off; the shell allows that only on a
   loopback host (``dealcast serve --no-auth``). ``/health`` and ``/openapi.json`` are open.
+  The token is checked before the body is read: a request without it is answered 401 at
+  once (and the connection closed), whatever it is still sending.
 - **Limits**: a body over ``max_body_bytes`` is 413, judged on ``Content-Length`` and on the
   bytes actually received (chunked uploads too); more than ``max_rows`` rows in one
-  ``POST /score`` (the deal + stage_history + touchpoints) is 413.
+  ``POST /score`` (the deal + stage_history + touchpoints) is 413; a body not complete
+  within ``read_timeout_s`` of the request's start is 408 and the connection is closed.
+- **Load**: posted deals that arrive together are validated and scored together (at most
+  ``batch_max`` per batch, ``score_threads`` batches at once, in worker threads), each
+  with exactly the result it would get alone; ``/health`` never waits for them.
+- **Times**: every timestamp in a response is ISO 8601 in UTC with a ``Z``, whole seconds
+  (``2026-06-30T00:00:00Z``).
+- **Docs**: ``/docs`` is a self-contained page (no CDN, works offline) rendered from
+  ``/openapi.json``.
 - **Input**: the body's row models are generated from ``crm.schemas`` (JSON types and
   required columns), then the rows are typed and checked by ``crm``'s own coercion and
   validator (timestamps, minimums, stages, outcomes, touchpoint targets, ...), so the API
   enforces exactly the contract a CRM folder must meet, all problems at once. Every problem
   is a 422 ``{"error": "invalid_input", "problems": [...]}`` naming table, field and row
-  (1-based position in its array).
+  (1-based position in its array). Reposting a deal that is in the loaded CRM replaces
+  its rows (see ``serving.single_deal``); the ``warnings`` say what was replaced or kept.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import json
-from collections.abc import Mapping
-from typing import Protocol
+from collections.abc import Callable, Mapping
+from typing import Any, Protocol
 
+import anyio
 import pandas as pd
 from fastapi import Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.exceptions import HTTPException
 
 from crm.data import CRMData
 from crm.schemas import Funnel
+from serving.api_docs import docs_html
 from serving.api_models import (
     SCORE_EXAMPLE,
     DealIn,
@@ -53,6 +67,7 @@ from serving.api_validation import (
     TABLE_PART,
     Invalid,
     check_history,
+    check_many,
     problem,
     pydantic_problem,
 )
@@ -63,7 +78,7 @@ __all__ = [
     "PARTS",
     "SCORE_EXAMPLE",
     "TABLE_PART",
-    "BodyLimit",
+    "Guard",
     "DealIn",
     "DealsResponse",
     "ErrorBody",
@@ -83,6 +98,8 @@ __all__ = [
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 1000
+#: Paths answered without a token.
+OPEN_PATHS = frozenset({"/health", "/openapi.json", "/docs"})
 
 
 class Scorer(Protocol):
@@ -97,11 +114,13 @@ class Scorer(Protocol):
         """Today's ranked open deals (cached by the scorer), ordered by ``rank``."""
         ...
 
-    def score_deal(self, history: CRMData) -> pd.DataFrame:
-        """Score one new or updated deal (and its rows) in the context of the loaded CRM.
+    def score_deals(self, histories: list[CRMData]) -> list[tuple[pd.DataFrame, list] | ValueError]:
+        """Score new or updated deals (each with its rows) in the context of the loaded CRM,
+        each exactly as if it alone were posted.
 
-        Returns its row(s) in the ranked-list columns; raises ``ValueError`` with a
-        readable message when the deal cannot be scored (e.g. not open at ``as_of``).
+        Per deal: its row(s) in the ranked-list columns and notes (objects with ``table``,
+        ``rule`` and ``message``) on how the posted rows met the CRM's; or a ``ValueError``
+        with a readable message when it cannot be scored (e.g. not open at ``as_of``).
         """
         ...
 
@@ -116,6 +135,9 @@ def create_app(
     max_body_bytes: int,
     max_rows: int,
     funnel: Funnel,
+    read_timeout_s: float,
+    score_threads: int,
+    batch_max: int,
 ) -> FastAPI:
     """The scoring API around ``scorer``; ``token=None`` disables auth (loopback only)."""
     app = FastAPI(
@@ -123,21 +145,28 @@ def create_app(
         version="1",
         description=__doc__,
         responses={422: {"model": ErrorBody}, 413: {"model": ErrorBody}},
+        docs_url=None,
+        redoc_url=None,
     )
-    app.add_middleware(BodyLimit, max_bytes=max_body_bytes)
+    app.add_middleware(Guard, token=token, max_bytes=max_body_bytes, read_timeout_s=read_timeout_s)
     _add_error_handlers(app)
     auth = [Depends(_token_check(token))]
     stages = ", ".join(funnel.stages)
 
     @app.get("/health", response_model=Health, summary="Liveness, models and data")
-    def health() -> dict:
-        """No auth. The models serving, the scoring moment and how many deals are open."""
+    async def health() -> dict:
+        """No auth. The models serving, the scoring moment and how many deals are open.
+        Answered on the event loop: never queued behind scoring."""
         return {
             "status": "ok",
-            "as_of": _iso(scorer.as_of),
+            "as_of": iso_utc(scorer.as_of),
             "model_versions": {k: str(v) for k, v in scorer.model_versions.items()},
             "n_open_deals": len(scorer.ranked()),
         }
+
+    @app.get("/docs", include_in_schema=False)
+    def docs() -> HTMLResponse:
+        return HTMLResponse(docs_html(app.openapi()))
 
     @app.get(
         "/deals",
@@ -161,27 +190,95 @@ def create_app(
             frame = frame[frame["stage"] == stage]
         return JSONResponse(_listing(scorer.as_of, frame, limit=limit))
 
+    def score_bodies(bodies: list[ScoreRequest]) -> list[dict | Invalid]:
+        checked = check_many(bodies, funnel=funnel, as_of=scorer.as_of)
+        valid = [i for i, c in enumerate(checked) if not isinstance(c, Invalid)]
+        scored = scorer.score_deals([checked[i][0] for i in valid]) if valid else []
+        out: list[dict | Invalid] = list(checked)
+        for i, result in zip(valid, scored, strict=True):
+            if isinstance(result, ValueError):
+                out[i] = Invalid([problem("deal", None, str(result), rule="not_scorable")])
+                continue
+            frame, notes = result
+            warnings = checked[i][1] + [
+                Problem(table=n.table, rule=n.rule, message=n.message) for n in notes
+            ]
+            listing = _listing(scorer.as_of, frame, limit=MAX_LIMIT)
+            out[i] = listing | {"warnings": [w.model_dump() for w in warnings]}
+        return out
+
+    batches = Batches(score_bodies, max_batch=batch_max, workers=score_threads)
+
     @app.post(
         "/score",
         dependencies=auth,
         summary="Score one deal from its history",
         responses={200: {"model": DealsResponse}, 401: {"model": ErrorBody}},
     )
-    def score(body: ScoreRequest) -> JSONResponse:
+    async def score(body: ScoreRequest) -> JSONResponse:
         """Validate the deal and its rows against the data contract and score it as of the
-        API's ``as_of``, together with the loaded CRM. Warnings (e.g. rows after ``as_of``,
-        which scoring ignores) come back with the result."""
+        API's ``as_of`` in the context of the loaded CRM, exactly as the daily export
+        would if the deal were in the CRM; ``rank`` is its rank among today's deals.
+        Reposting a deal of the CRM replaces its deal row, and its stage_history /
+        touchpoints rows when some are posted (none posted keeps the CRM's). Warnings
+        (what was replaced or kept, rows after ``as_of``, which scoring ignores) come back
+        with the result."""
         if body.n_rows() > max_rows:
             raise HTTPException(413, f"{body.n_rows()} rows; at most {max_rows} per request")
-        history, warnings = check_history(body, funnel=funnel, as_of=scorer.as_of)
-        try:
-            scored = scorer.score_deal(history)
-        except ValueError as exc:
-            raise Invalid([problem("deal", None, str(exc), rule="not_scorable")]) from None
-        listing = _listing(scorer.as_of, scored, limit=MAX_LIMIT)
-        return JSONResponse(listing | {"warnings": [w.model_dump() for w in warnings]})
+        result = await batches.submit(body)
+        if isinstance(result, Invalid):
+            raise result
+        return JSONResponse(result)
 
     return app
+
+
+class Batches:
+    """Posted bodies queued and handed to ``process`` in batches, in worker threads.
+
+    Bodies that arrive while a batch is being scored are taken together (at most
+    ``max_batch``), so the per-call cost of validation and scoring is paid once per batch
+    rather than once per request; ``process`` returns one result per body, in order.
+    At most ``workers`` batches run at once; the event loop (``/health``) never waits.
+    """
+
+    def __init__(self, process: Callable[[list], list], *, max_batch: int, workers: int) -> None:
+        if max_batch < 1 or workers < 1:
+            raise ValueError("max_batch and workers must be at least 1")
+        self.process, self.max_batch, self.workers = process, max_batch, workers
+        self._queue: asyncio.Queue | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._tasks: list[asyncio.Task] = []
+
+    async def submit(self, item: Any) -> Any:
+        """``process``'s result for ``item``; its exception if the whole batch failed."""
+        loop = asyncio.get_running_loop()
+        if self._queue is None or self._loop is not loop:  # first use, or a new event loop
+            self._loop, self._queue = loop, asyncio.Queue()
+            self._tasks = [loop.create_task(self._work(self._queue)) for _ in range(self.workers)]
+        future = asyncio.get_running_loop().create_future()
+        self._queue.put_nowait((item, future))
+        return await future
+
+    async def _work(self, queue: asyncio.Queue) -> None:
+        while True:
+            batch = [await queue.get()]
+            while len(batch) < self.max_batch and not queue.empty():
+                batch.append(queue.get_nowait())
+            batch = [(item, f) for item, f in batch if not f.done()]  # gone clients
+            if not batch:
+                continue
+            try:
+                results = await anyio.to_thread.run_sync(self.process, [i for i, _ in batch])
+            except Exception as exc:  # a bug must fail these requests, not the worker
+                results = [exc] * len(batch)
+            for (_, future), result in zip(batch, results, strict=True):
+                if future.done():
+                    continue
+                if isinstance(result, Exception) and not isinstance(result, Invalid):
+                    future.set_exception(result)
+                else:
+                    future.set_result(result)
 
 
 def _token_check(token: str | None):
@@ -205,13 +302,19 @@ def _token_check(token: str | None):
 def _listing(as_of: pd.Timestamp, frame: pd.DataFrame, *, limit: int) -> dict:
     if "rank" in frame:
         frame = frame.sort_values("rank", kind="stable")
-    page = frame.head(limit)
-    records = json.loads(page.to_json(orient="records", date_format="iso")) if len(page) else []
-    return {"as_of": _iso(as_of), "total": len(frame), "count": len(records), "deals": records}
+    page = frame.head(limit).copy()
+    for column in page.columns:
+        if pd.api.types.is_datetime64_any_dtype(page[column]):
+            page[column] = page[column].map(iso_utc, na_action="ignore").astype("object")
+    records = json.loads(page.to_json(orient="records")) if len(page) else []
+    return {"as_of": iso_utc(as_of), "total": len(frame), "count": len(records), "deals": records}
 
 
-def _iso(moment: pd.Timestamp) -> str:
-    return pd.Timestamp(moment).isoformat()
+def iso_utc(moment: pd.Timestamp) -> str:
+    """The API's one timestamp format: ISO 8601, UTC, whole seconds, ``Z``."""
+    t = pd.Timestamp(moment)
+    t = t.tz_localize("UTC") if t.tzinfo is None else t.tz_convert("UTC")
+    return t.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 # --------------------------------------------------------------------------- errors, limits
@@ -234,6 +337,7 @@ def _add_error_handlers(app: FastAPI) -> None:
 
 _ERROR_NAMES = {
     401: "unauthorized",
+    408: "timeout",
     404: "not_found",
     405: "method_not_allowed",
     413: "too_large",
@@ -250,35 +354,71 @@ def _invalid_response(problems: list[Problem]) -> JSONResponse:
     return JSONResponse(body.model_dump(), status_code=422)
 
 
-class BodyLimit:
-    """ASGI middleware: 413 for bodies over ``max_bytes`` (declared or actually sent)."""
+class Guard:
+    """ASGI middleware run before the app reads anything of the request's body.
 
-    def __init__(self, app, *, max_bytes: int) -> None:
+    - 401 (connection closed) when a path other than :data:`OPEN_PATHS` lacks the bearer
+      token, without reading the body;
+    - 413 for bodies over ``max_bytes`` (declared, or counted as they arrive);
+    - 408 (connection closed) when the body is not complete ``read_timeout_s`` after the
+      request started (a client that stops sending does not hold a worker).
+    """
+
+    def __init__(self, app, *, token: str | None, max_bytes: int, read_timeout_s: float) -> None:
         self.app = app
+        self.expected = token.encode() if token is not None else None
         self.max_bytes = max_bytes
+        self.read_timeout_s = read_timeout_s
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
-        declared = dict(scope.get("headers") or []).get(b"content-length")
+        headers = dict(scope.get("headers") or [])
+        if scope["path"] not in OPEN_PATHS and not self._authorized(headers):
+            body = {"error": "unauthorized", "message": "missing or wrong bearer token"}
+            return await _reply(send, 401, body, [(b"www-authenticate", b"Bearer")])
+        declared = headers.get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
-            return await self._refuse(send)
-        received = 0
+            return await _reply(send, 413, {"error": "too_large", "message": self._too_large()})
+        await self.app(scope, self._guarded(receive), send)
 
-        async def counted():
-            nonlocal received
-            message = await receive()
-            received += len(message.get("body", b""))
-            if received > self.max_bytes:
-                raise HTTPException(413, self._message())
+    def _authorized(self, headers: dict) -> bool:
+        if self.expected is None:
+            return True
+        scheme, _, given = headers.get(b"authorization", b"").partition(b" ")
+        return scheme.lower() == b"bearer" and hmac.compare_digest(given.strip(), self.expected)
+
+    def _guarded(self, receive):
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.read_timeout_s
+        state = {"received": 0, "done": False}
+
+        async def guarded():
+            if state["done"]:
+                return await receive()
+            try:
+                message = await asyncio.wait_for(receive(), max(deadline - loop.time(), 0.0))
+            except TimeoutError:
+                raise HTTPException(
+                    408,
+                    f"the request body was not complete within {self.read_timeout_s:g} s",
+                    {"Connection": "close"},
+                ) from None
+            state["received"] += len(message.get("body", b""))
+            state["done"] = not message.get("more_body", False)
+            if state["received"] > self.max_bytes:
+                raise HTTPException(413, self._too_large())
             return message
 
-        await self.app(scope, counted, send)
+        return guarded
 
-    def _message(self) -> str:
+    def _too_large(self) -> str:
         return f"request body over {self.max_bytes} bytes"
 
-    async def _refuse(self, send) -> None:
-        response = JSONResponse({"error": "too_large", "message": self._message()}, 413)
-        await send({"type": "http.response.start", "status": 413, "headers": response.raw_headers})
-        await send({"type": "http.response.body", "body": response.body})
+
+async def _reply(send, status: int, body: dict, headers: list | None = None) -> None:
+    """Answer without reading the request's body, and close the connection."""
+    response = JSONResponse(body, status)
+    raw = [*response.raw_headers, *(headers or []), (b"connection", b"close")]
+    await send({"type": "http.response.start", "status": status, "headers": raw})
+    await send({"type": "http.response.body", "body": response.body})

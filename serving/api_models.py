@@ -8,9 +8,10 @@ imports it.
 
 from __future__ import annotations
 
+import math
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, create_model
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, create_model
 
 from crm.schemas import CONTRACT
 
@@ -29,7 +30,31 @@ _EXAMPLES = {"timestamp": "2026-06-01T09:30:00Z", "date": "2026-09-30", "number"
 def _scalar(value: Any) -> Any:
     if not isinstance(value, str | int | float | bool | type(None)):
         raise ValueError("a custom attribute must be a string, number, boolean or null")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError("a number must be finite (NaN and Infinity are not numbers in JSON)")
     return value
+
+
+def _not_bool(value: Any) -> Any:
+    """JSON ``true``/``false`` where a number belongs is an error, not 1/0."""
+    if isinstance(value, bool):
+        raise ValueError("a number is needed, not true/false")
+    return value
+
+
+def _id(value: Any) -> Any:
+    """An id is never empty: "" or spaces are refused (omit the field or send null)."""
+    if isinstance(value, str) and not value.strip():
+        raise ValueError("an id cannot be empty or blank; omit it or send null")
+    return value
+
+
+#: Contract kind -> extra checks of a posted value (before pydantic's own type check).
+_CHECKS: dict[str, list[Any]] = {
+    "id": [BeforeValidator(_id)],
+    "number": [BeforeValidator(_not_bool), Field(allow_inf_nan=False)],
+    "integer": [BeforeValidator(_not_bool)],
+}
 
 
 Scalar = Annotated[Any, AfterValidator(_scalar)]
@@ -54,6 +79,7 @@ def row_model(table: str, *, name: str, optional: tuple[str, ...] = ()) -> type[
             description=f"{col.kind}{', required' if required else ''}. {col.meaning}".strip(),
             examples=[_EXAMPLES[col.kind]] if col.kind in _EXAMPLES else None,
         )
+        kind = Annotated[kind, *_CHECKS[col.kind]] if col.kind in _CHECKS else kind
         fields[col.name] = (kind if required else kind | None, info)
     return create_model(name, __base__=_Row, __doc__=CONTRACT[table].meaning, **fields)
 

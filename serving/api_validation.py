@@ -7,6 +7,7 @@ a 422.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -48,14 +49,105 @@ def check_history(
 
     Returns the typed one-deal CRM and the validator's warnings.
     """
+    tables, report = _checked(_rows_of(body), funnel=funnel, as_of=as_of)
+    problems = [_finding_problem(f) for f in report.errors] + _ownership(body)
+    problems += _still_open(tables["deals"]) if report.ok else []
+    if problems:
+        raise Invalid(problems)
+    return CRMData(**tables), [_finding_problem(f) for f in report.warnings]
+
+
+def check_many(
+    bodies: list[ScoreRequest], *, funnel: Funnel, as_of: pd.Timestamp | None
+) -> list[tuple[CRMData, list[Problem]] | Invalid]:
+    """:func:`check_history` of each body, validating them together when that is exact.
+
+    The contract's checks are per row or per deal, so when bodies of distinct deals and
+    accounts (:func:`_apart`) together raise no finding at all, none does alone: they are
+    typed and validated in one pass (the validator's cost is mostly per call, not per
+    row) and split back. On any finding every body of that group is checked on its own, so
+    problems and
+    warnings are exactly what it gets alone.
+    """
+    out: list[tuple[CRMData, list[Problem]] | Invalid] = [Invalid([])] * len(bodies)
+    for members in _apart(bodies):
+        together = _together([bodies[i] for i in members], funnel=funnel, as_of=as_of)
+        for k, i in enumerate(members):
+            if together is not None:
+                out[i] = together[k]
+                continue
+            try:
+                out[i] = check_history(bodies[i], funnel=funnel, as_of=as_of)
+            except Invalid as exc:
+                out[i] = exc
+    return out
+
+
+def _apart(bodies: list[ScoreRequest]) -> list[list[int]]:
+    """Positions of ``bodies`` in groups of distinct deals and accounts (so no row of one
+    can be a copy of another's); a body with rows of another deal or account stands alone."""
+    groups: list[tuple[list[int], set]] = []
+    for i, body in enumerate(bodies):
+        keys = {("deal", body.deal.deal_id), ("account", body.deal.account_id)} - {
+            ("account", None)
+        }
+        alone = bool(_ownership(body))
+        for members, taken in groups:
+            if not alone and taken is not None and not keys & taken:
+                members.append(i)
+                taken |= keys
+                break
+        else:
+            groups.append(([i], None if alone else keys))
+    return [members for members, _ in groups]
+
+
+def _together(
+    bodies: list[ScoreRequest], *, funnel: Funnel, as_of: pd.Timestamp | None
+) -> list[tuple[CRMData, list[Problem]] | Invalid] | None:
+    """The bodies validated in one pass, or None when that pass found anything."""
+    if len(bodies) < 2:
+        return None
+    parts = [_rows_of(b) for b in bodies]
+    rows = {t: [r for p in parts for r in p[t]] for t in PARTS.values()}
+    tables, report = _checked(rows, funnel=funnel, as_of=as_of)
+    if report.errors or report.warnings:
+        return None
+    out: list[tuple[CRMData, list[Problem]] | Invalid] = []
+    start = dict.fromkeys(PARTS.values(), 0)
+    for part in parts:
+        own = {}
+        for table, records in part.items():
+            if records:
+                frame = tables[table].iloc[start[table] : start[table] + len(records)]
+                start[table] += len(records)
+                own[table] = _own_columns(frame.reset_index(drop=True), records)
+        problems = _still_open(own["deals"])
+        out.append(Invalid(problems) if problems else (CRMData(**own), []))
+    return out
+
+
+def _own_columns(frame: pd.DataFrame, records: list[dict]) -> pd.DataFrame:
+    """A body's slice without the custom attributes only other bodies posted."""
+    posted = {k for r in records for k in r}
+    return frame[[c for c in frame.columns if c in posted or frame[c].notna().any()]]
+
+
+def _rows_of(body: ScoreRequest) -> dict[str, list[dict]]:
     deal_id = body.deal.deal_id
-    rows = {
+    return {
         "deals": [body.deal.model_dump()],
         "stage_history": [
             {**r.model_dump(), "deal_id": r.deal_id or deal_id} for r in body.stage_history
         ],
         "touchpoints": [r.model_dump() for r in body.touchpoints],
     }
+
+
+def _checked(
+    rows: dict[str, list[dict]], *, funnel: Funnel, as_of: pd.Timestamp | None
+) -> tuple[dict[str, pd.DataFrame], ValidationReport]:
+    """The rows typed by ``crm``'s coercion and checked by its validator."""
     report = ValidationReport()
     tables, provenance = {}, {}
     for table, records in rows.items():
@@ -70,21 +162,25 @@ def check_history(
         log.exception("validating a posted deal failed")
         if report.ok:
             raise
-    problems = [_finding_problem(f) for f in report.errors] + _ownership(body)
-    problems += _still_open(tables["deals"]) if report.ok else []
-    if problems:
-        raise Invalid(problems)
-    return CRMData(**tables), [_finding_problem(f) for f in report.warnings]
+    return tables, report
 
 
 def _positions(records: list) -> np.ndarray:
     return np.arange(1, len(records) + 1)
 
 
+_TIME = re.compile(r"\b(\d{4}-\d{2}-\d{2})[T ](\d{2}:\d{2}:\d{2})(?:\.\d+)?(?:\+00:00|Z)")
+
+
+def uniform_times(text: str) -> str:
+    """UTC timestamps in a message in the API's one format (``2026-06-30T00:00:00Z``)."""
+    return _TIME.sub(r"\1T\2Z", text)
+
+
 def _finding_problem(finding: Finding) -> Problem:
     part = TABLE_PART.get(finding.table, finding.table)
     row = finding.rows[0] if finding.rows and part != "deal" else None
-    message = finding.message
+    message = uniform_times(finding.message)
     if len(finding.rows) > 1:
         message += f" (rows {', '.join(map(str, finding.rows))})"
     return Problem(

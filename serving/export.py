@@ -8,6 +8,14 @@ CSV: UTF-8 without BOM, comma separated, ``"\\n"`` line endings, the columns of
 Probabilities have 4 decimals, money 2, days and ranks none; ``as_of`` is ISO 8601 UTC
 (``2026-06-29T23:54:12Z``); missing values are empty cells.
 
+Both files are meant for spreadsheets, so a text cell can never become a formula (OWASP
+"CSV injection"): in the CSV a text cell that starts with ``=``, ``+``, ``-``, ``@``, a tab
+or a carriage return gets a leading ``'`` (``=HYPERLINK(...)`` is written
+``'=HYPERLINK(...)``); in the XLSX every text cell is stored as a string (never a formula)
+and such cells are marked "quoted" so that editing them in Excel keeps them text. Number
+columns stay numbers (a negative amount is ``-5.00``). The Parquet file, for machines,
+keeps the raw values.
+
 XLSX: sheet ``leads`` holds the same table (bold, frozen header row, autofilter on every
 column so a rep filters on ``owner_id``, percentages and thousands formatted); sheet
 ``about`` says what the columns mean (what p_win is, the horizon, the priority rule, the
@@ -17,7 +25,6 @@ scoring moment) and zip entries a fixed date, so the bytes do not depend on the 
 
 from __future__ import annotations
 
-import csv
 import io
 import math
 import zipfile
@@ -53,19 +60,35 @@ WIDTHS = {
     "data_fingerprint": 19,
 }
 ZIP_DATE = (1980, 1, 1, 0, 0, 0)
+#: First characters that make a spreadsheet read a cell as a formula (OWASP).
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_safe(text: str) -> str:
+    """``text`` with a leading ``'`` when a spreadsheet would read it as a formula."""
+    return "'" + text if text.startswith(FORMULA_START) else text
 
 
 def csv_bytes(frame: pd.DataFrame) -> bytes:
     """The export as CSV bytes (see module docstring)."""
     columns = _columns(frame)
     formats = [_formatter(c) for c in columns]
-    buffer = io.StringIO(newline="")
-    writer = csv.writer(buffer, lineterminator="\n", quoting=csv.QUOTE_MINIMAL)
-    writer.writerow(columns)
+    lines = [_csv_line(columns)]
     values = [frame[c].astype("object").tolist() for c in columns]
     for row in zip(*values, strict=True):
-        writer.writerow([fmt(v) for fmt, v in zip(formats, row, strict=True)])
-    return buffer.getvalue().encode("utf-8")
+        lines.append(_csv_line([fmt(v) for fmt, v in zip(formats, row, strict=True)]))
+    return "".join(lines).encode("utf-8")
+
+
+def _csv_line(cells: list[str]) -> str:
+    """One CSV record: a cell is quoted when it holds a comma, quote, CR or LF (the csv
+    module leaves a lone CR unquoted when the line terminator is LF, which splits the row
+    for every reader)."""
+    return ",".join(_quoted(c) if any(ch in c for ch in ',"\r\n') else c for c in cells) + "\n"
+
+
+def _quoted(cell: str) -> str:
+    return '"' + cell.replace('"', '""') + '"'
 
 
 def _columns(frame: pd.DataFrame) -> list[str]:
@@ -88,7 +111,7 @@ def _formatter(column: str) -> Callable[[object], str]:
         return lambda v: "" if _missing(v) else str(int(v))
     if column == "as_of":
         return lambda v: "" if _missing(v) else iso_utc(v)
-    return lambda v: "" if _missing(v) else str(v)
+    return lambda v: "" if _missing(v) else spreadsheet_safe(str(v))
 
 
 def iso_utc(value) -> str:
@@ -111,6 +134,7 @@ def xlsx_bytes(frame: pd.DataFrame, *, about: dict[str, str], as_of: pd.Timestam
     notes = wb.create_sheet("about")
     for key, text in about.items():
         notes.append([key, text])
+        _as_text(notes[notes.max_row])
     notes.column_dimensions["A"].width = 26
     notes.column_dimensions["B"].width = 110
     stamp = pd.Timestamp(as_of).tz_convert("UTC").tz_localize(None).floor("s").to_pydatetime()
@@ -130,6 +154,7 @@ def _leads_sheet(ws, frame: pd.DataFrame) -> None:
     converters = [_cell_value(c) for c in columns]
     for row in zip(*values, strict=True):
         ws.append([conv(v) for conv, v in zip(converters, row, strict=True)])
+        _as_text(ws[ws.max_row])
     for i, column in enumerate(columns, 1):
         letter = get_column_letter(i)
         ws.column_dimensions[letter].width = WIDTHS.get(column, 14)
@@ -149,6 +174,16 @@ def _cell_value(column: str) -> Callable[[object], object]:
     if column == "as_of":
         return lambda v: None if _missing(v) else iso_utc(v)
     return lambda v: None if _missing(v) else str(v)
+
+
+def _as_text(cells) -> None:
+    """Store every text cell of a row as a string, never a formula (openpyxl reads a str
+    starting with ``=`` as one); quote-prefix the ones a spreadsheet would evaluate."""
+    for cell in cells:
+        if isinstance(cell.value, str):
+            cell.data_type = "s"
+            if cell.value.startswith(FORMULA_START):
+                cell.quotePrefix = True
 
 
 def _number_format(column: str) -> str | None:

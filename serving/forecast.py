@@ -3,7 +3,10 @@
 Revenue won in a period = **already won** (won deals closed in [period start, as_of]) +
 **open pipeline** + **new deals** (not yet created at as_of), each shown separately.
 
-- *Open pipeline*: P(deal won in period k) = ``p_win`` (P(won within H days)) x the share of
+- *Open pipeline*: P(deal won in period k) comes from the close model's own curve of P(won
+  by day d after as_of) (:func:`curve_probabilities`: ``won_<d>d`` columns, linear between
+  the model's interval ends, nothing after the last), so forecast and export agree. For a
+  close model without curves the older rule applies: ``p_win`` x the share of
   within-H won revenue (amount-weighted: big deals close slower) that closed in period k's
   window, taken from the empirical days-to-win of past snapshots **in the deal's current
   stage** whose H-day outcome is known at as_of
@@ -280,3 +283,53 @@ def shared_shock_sigma(
     r = np.clip(table["sum"].to_numpy(float) / n, 0.5 / n, 1 - 0.5 / n)
     between = np.var(np.log(r / (1 - r)), ddof=1) - np.mean(1 / (n * r * (1 - r)))
     return float(np.sqrt(max(between, 0.0)))
+
+
+CURVE_PREFIX = "won_"
+
+
+def curve_days(frame: pd.DataFrame) -> tuple[list[str], np.ndarray]:
+    """The ``won_<d>d`` curve columns of ``frame`` and their days, in day order."""
+    cols = [c for c in frame.columns if c.startswith(CURVE_PREFIX) and c.endswith("d")]
+    days = np.array([float(c[len(CURVE_PREFIX) : -1]) for c in cols])
+    order = np.argsort(days)
+    return [cols[i] for i in order], days[order]
+
+
+def curve_probabilities(curves: pd.DataFrame, windows: np.ndarray) -> np.ndarray:
+    """P(won in ``[a, b)`` days after as_of) per deal (rows) and window (columns).
+
+    From P(won by d) at the curve's days: 0 at day 0, linear in between, flat after the last
+    day (the model says nothing beyond it, so nothing is counted there).
+    """
+    cols, days = curve_days(curves)
+    xs = np.r_[0.0, days]
+    F = np.column_stack([np.zeros(len(curves)), curves[cols].to_numpy(float)])
+    F = np.maximum.accumulate(F, axis=1)
+
+    def at(t: float) -> np.ndarray:
+        if t >= xs[-1]:
+            return F[:, -1]
+        i = int(np.searchsorted(xs, t, side="right"))
+        w = (t - xs[i - 1]) / (xs[i] - xs[i - 1])
+        return F[:, i - 1] + w * (F[:, i] - F[:, i - 1])
+
+    out = np.column_stack([at(b) - at(a) for a, b in windows]) if len(windows) else None
+    return np.clip(out, 0.0, 1.0) if out is not None else np.zeros((len(curves), 0))
+
+
+def open_pipeline(
+    open_deals: pd.DataFrame, windows_for, stage_shares=None
+) -> tuple[np.ndarray, np.ndarray]:
+    """(P(won by the last window), per-window shares of it) of every open deal.
+
+    With curve columns (:func:`curve_days`) the windows are ``windows_for(last curve day)``
+    and the model's curve decides; otherwise ``p_win`` x ``stage_shares(windows_for(H))``.
+    """
+    cols, days = curve_days(open_deals)
+    if cols:
+        per = curve_probabilities(open_deals, windows_for(days[-1]))
+        total = per.sum(axis=1)
+        shares = np.divide(per, total[:, None], out=np.zeros_like(per), where=total[:, None] > 0)
+        return total, shares
+    return open_deals["p_win"].to_numpy(float), stage_shares()

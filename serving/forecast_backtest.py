@@ -1,4 +1,7 @@
-"""Forecast backtest: forecast each past month at its first day, compare with what was won.
+"""Forecast backtest: forecast past periods with only what was known at an origin inside
+them, compare with what was won. Periods are calendar months forecast at their first day and
+calendar quarters forecast at their first day and at mid-quarter (the 15th of the middle
+month); revenue already won between the period's start and the origin is counted as known.
 
 Three methods, differing **only in how they treat the open pipeline**; already-won revenue
 (0 here: the origin is the period's start) and the new-deal part (the same history-based
@@ -32,6 +35,7 @@ from serving.forecast import (
     Period,
     amounts,
     new_deal_history,
+    open_pipeline,
     past_wins,
     shared_shock_sigma,
     timing_shares,
@@ -42,9 +46,38 @@ from serving.forecast_simulate import deal_shares, simulate_new, simulate_open
 
 METHODS = ("dealcast", "stage_weighted", "rep_close_dates")
 COLUMNS = (
-    "period", "method", "forecast", "p10", "p50", "p90", "actual", "origin", "sigma",
-    "new_expected", "p10_independent", "p90_independent",
+    "period", "kind", "origin_at", "method", "forecast", "p10", "p50", "p90", "actual",
+    "origin", "sigma", "already_won", "new_expected", "p10_independent", "p90_independent",
 )  # fmt: skip
+
+
+def backtest_periods(
+    cutoff: pd.Timestamp, data_end: pd.Timestamp
+) -> list[tuple[Period, pd.Timestamp, str]]:
+    """(period, origin, ``start``/``mid``) of every whole month and quarter after ``cutoff``
+    that ends by ``data_end``: months from their first day, quarters from their first day
+    and from mid-quarter."""
+    out = []
+    month = cutoff
+    while month + pd.DateOffset(months=1) <= data_end:
+        out.append(
+            (
+                Period(month.strftime("%Y-%m"), "month", month, month + pd.DateOffset(months=1)),
+                month,
+                "start",
+            )
+        )
+        month = month + pd.DateOffset(months=1)
+    q = cutoff.replace(month=3 * ((cutoff.month - 1) // 3) + 1)
+    q = q if q >= cutoff else q + pd.DateOffset(months=3)
+    while q + pd.DateOffset(months=3) <= data_end:
+        period = Period(
+            f"{q.year}-Q{(q.month - 1) // 3 + 1}", "quarter", q, q + pd.DateOffset(months=3)
+        )
+        mid = q + pd.DateOffset(months=1, days=14)
+        out += [(period, q, "start"), (period, mid, "mid")]
+        q = q + pd.DateOffset(months=3)
+    return out
 
 
 def stage_win_rates(
@@ -80,6 +113,7 @@ def backtest_origin(
     deals: pd.DataFrame,
     history: pd.DataFrame | None,
     scored: pd.DataFrame,
+    period: Period,
     origin: pd.Timestamp,
     horizon_days: int,
     won_label: str,
@@ -89,14 +123,14 @@ def backtest_origin(
     new_deal_origins: int,
     prior_strength: float,
 ) -> list[dict]:
-    """One row per method for the month starting at ``origin``.
+    """One row per method for ``period`` forecast at ``origin`` (inside it).
 
-    ``scored`` holds the deals open at ``origin`` with ``deal_id``, ``stage`` and ``p_win``
-    from a model that knew nothing after the origin. Only rows of ``deals`` and ``history``
-    stamped at or before the origin are used, except for ``actual``.
+    ``scored`` holds the deals open at ``origin`` with ``deal_id``, ``stage``, ``p_win`` and
+    (from a hazard model) the ``won_<d>d`` curve, from a model that knew nothing after the
+    origin. Only rows of ``deals`` and ``history`` stamped at or before the origin are
+    used, except for ``actual``.
     """
-    end = origin + pd.DateOffset(months=1)
-    period = Period(origin.strftime("%Y-%m"), "month", origin, end)
+    end = period.end
     info = deals.set_index(deals["deal_id"].astype("object"))
     ids = scored["deal_id"].astype("object").to_numpy()
     amount = np.nan_to_num(pd.to_numeric(info["amount"].reindex(ids), errors="coerce").to_numpy())
@@ -109,7 +143,9 @@ def backtest_origin(
     early = np.asarray(expected.isna() | (expected < origin), bool)
     won = won_mask(deals, won_label)
     closed = deals["closed_at"]
-    actual = amounts(deals)[won & ((closed >= origin) & (closed < end)).to_numpy(bool)].sum()
+    actual = amounts(deals)[won & ((closed >= period.start) & (closed < end)).to_numpy(bool)].sum()
+    done = amounts(deals)[won & ((closed >= period.start) & (closed <= origin)).to_numpy(bool)]
+    already = float(done.sum())
     new = new_deal_history(
         deals[(deals["created_at"] <= origin).to_numpy(bool)], [period], as_of=origin,
         won_label=won_label, origins=new_deal_origins,
@@ -117,14 +153,17 @@ def backtest_origin(
     rng = np.random.default_rng(seed)
     new_draw = simulate_new(new["new_mean"], new["new_sd"], draws=draws, rng=rng)
     known = deals[(deals["created_at"] <= origin).to_numpy(bool)]
-    wins = past_wins(known, history, as_of=origin, horizon_days=horizon_days, won_label=won_label)
-    shares = timing_shares(
-        wins, windows_of([period], origin, horizon_days), min_stage_wins=min_stage_wins
-    )
     sigma = shared_shock_sigma(known, as_of=origin, won_label=won_label)
     stages = scored["stage"].astype("object").to_numpy()
-    p = scored["p_win"].to_numpy(float)
-    per_deal = deal_shares(stages, shares)
+
+    def stage_shares() -> np.ndarray:
+        wins = past_wins(
+            known, history, as_of=origin, horizon_days=horizon_days, won_label=won_label
+        )
+        windows = windows_of([period], origin, horizon_days)
+        return deal_shares(stages, timing_shares(wins, windows, min_stage_wins=min_stage_wins))
+
+    p, per_deal = open_pipeline(scored, lambda h: windows_of([period], origin, h), stage_shares)
     out = []
     dc = simulate_open(p, amount, per_deal, sigma=sigma, draws=draws, rng=rng)[:, 0]
     out.append(("dealcast", float((p * amount) @ per_deal[:, 0]), dc))
@@ -142,15 +181,18 @@ def backtest_origin(
     rep = float(amount[in_period].sum())
     out.append(("rep_close_dates", rep, None))
     rows = []
+    position = "start" if origin == period.start else "mid"
+    q_alone = q_alone + already
     for method, open_mean, draw in out:
-        forecast = open_mean + float(new["new_mean"])
-        q = _quantiles(draw + new_draw) if draw is not None else np.full(3, forecast)
+        forecast = already + open_mean + float(new["new_mean"])
+        q = already + _quantiles(draw + new_draw) if draw is not None else np.full(3, forecast)
         rows.append(
             {
-                "period": period.label, "method": method, "forecast": forecast,
+                "period": period.label, "kind": period.kind, "origin_at": position,
+                "method": method, "forecast": forecast,
                 "p10": float(q[0]), "p50": float(q[1]), "p90": float(q[2]),
                 "actual": float(actual), "origin": origin, "sigma": sigma,
-                "new_expected": float(new["new_mean"]),
+                "already_won": already, "new_expected": float(new["new_mean"]),
                 "p10_independent": float(q_alone[0]) if method == "dealcast" else np.nan,
                 "p90_independent": float(q_alone[2]) if method == "dealcast" else np.nan,
             }
@@ -159,7 +201,19 @@ def backtest_origin(
 
 
 def backtest_metrics(backtest: pd.DataFrame) -> dict[str, dict[str, float]]:
-    """Method -> periods, WAPE, bias and coverage of [p10, p90] (see the module doc)."""
+    """Method -> periods, WAPE, bias and coverage of [p10, p90] (see the module doc), for
+    months forecast at their start (the headline) and, under ``by_horizon``, for each
+    (kind, origin) pair such as ``quarter_at_mid``."""
+    months = backtest[(backtest["kind"] == "month") & (backtest["origin_at"] == "start")]
+    out = _metrics(months)
+    groups = backtest.groupby(["kind", "origin_at", "method"], sort=False)
+    for (kind, at, method), g in groups:
+        horizons = out.setdefault(str(method), {}).setdefault("by_horizon", {})
+        horizons[f"{kind}_at_{at}"] = _metrics(g)[str(method)]
+    return out
+
+
+def _metrics(backtest: pd.DataFrame) -> dict[str, dict[str, float]]:
     out = {}
     for method, g in backtest.groupby("method", sort=False):
         actual = g["actual"].to_numpy(float)

@@ -13,6 +13,7 @@ from serving.forecast import (
     grid_for,
     month_periods,
     new_deal_history,
+    open_pipeline,
     quarter_periods,
     timing_shares,
     windows_of,
@@ -108,17 +109,21 @@ def revenue_forecast(
     """The forecast table, one row per period (columns :data:`COLUMNS`).
 
     ``deals`` is the CRM's deals table (for already won and new deals), ``open_deals`` the
-    deals open at as_of with ``stage``, ``amount`` and ``p_win`` (won within
-    ``horizon_days``), ``wins`` the output of :func:`serving.forecast.past_wins`.
+    deals open at as_of with ``stage``, ``amount`` and the close model's ``won_<d>d`` curve
+    (or, from a model without curves, ``p_win`` within ``horizon_days`` timed by ``wins``,
+    the output of :func:`serving.forecast.past_wins`).
     """
     periods = month_periods(as_of, months) + quarter_periods(as_of, quarters)
     grid = grid_for(periods, as_of)
-    shares = timing_shares(
-        wins, windows_of(grid, as_of, horizon_days), min_stage_wins=min_stage_wins
-    )
+
+    def stage_shares() -> np.ndarray:
+        shares = timing_shares(
+            wins, windows_of(grid, as_of, horizon_days), min_stage_wins=min_stage_wins
+        )
+        return deal_shares(open_deals["stage"].astype("object").to_numpy(), shares)
+
     amount = np.nan_to_num(pd.to_numeric(open_deals["amount"], errors="coerce").to_numpy(float))
-    p = open_deals["p_win"].to_numpy(float)
-    per_deal = deal_shares(open_deals["stage"].astype("object").to_numpy(), shares)
+    p, per_deal = open_pipeline(open_deals, lambda h: windows_of(grid, as_of, h), stage_shares)
     rng = np.random.default_rng(seed)
     grid_draws = simulate_open(p, amount, per_deal, sigma=sigma, draws=draws, rng=rng)
     grid_expected = (p * amount) @ per_deal

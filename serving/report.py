@@ -14,11 +14,19 @@ import pandas as pd
 
 from crm.data import CRMData
 from crm.schemas import Funnel
+from features.snapshots import latest_timestamp
 from serving import report_charts as charts
 from serving import report_html as h
 from serving.funnel import funnel_summary
+from serving.report_funnel import (
+    bottleneck_section,
+    ci_text,
+    cohort_section,
+    funnel_section,
+    missing_history,
+    time_section,
+)
 from serving.report_tables import (
-    bottlenecks,
     conversion_by,
     forecast_scores,
     known_at,
@@ -34,6 +42,7 @@ SECTIONS = (
     ("transitions", "Stage transitions"),
     ("time", "Time in stage"),
     ("bottlenecks", "Bottlenecks"),
+    ("cohorts", "Cohorts"),
     ("conversion", "Conversion by source, industry and owner"),
     ("model", "Model quality"),
     ("forecast", "Revenue forecast"),
@@ -48,7 +57,8 @@ TOP_OWNERS = 15
 TOP_LEADS = 20
 MODELS = {
     "p_win": "served model",
-    "p_win_lightgbm": "LightGBM alone (before the stage-rate blend)",
+    "p_win_lightgbm": "LightGBM alone (before the stage-table blend)",
+    "p_win_fixed_horizon": "previous model: fixed 180-day horizon",
     "p_win_logreg": "baseline: logistic regression",
     "p_win_stage_rate": "baseline: stage win rate",
     "p_win_base_rate": "baseline: overall rate",
@@ -82,15 +92,18 @@ def build_report(inputs: ReportInputs) -> str:
     """The whole report as one HTML document."""
     data = known_at(inputs.data, inputs.as_of)
     funnel = inputs.funnel
-    summary = funnel_summary(data, funnel=funnel)
-    times = stay_quantiles(data, funnel=funnel)
+    # open deals are censored at the as-of date, or at the data's last event when earlier
+    end = min(inputs.as_of, latest_timestamp(inputs.data))
+    summary = funnel_summary(data, funnel=funnel, data_end=end)
+    times = stay_quantiles(data, funnel=funnel, data_end=end)
     body = [
         _header(inputs, summary),
-        _funnel(summary),
+        funnel_section(summary, data, funnel),
         _transitions(data, funnel),
-        _time(times, data),
-        _bottlenecks(summary.stages, times),
-        _conversion(data),
+        time_section(times, data),
+        bottleneck_section(summary),
+        cohort_section(summary, data),
+        _conversion(data, end),
         _model(inputs),
         _forecast(inputs),
         _priorities(inputs.leads),
@@ -116,7 +129,15 @@ def _header(inputs: ReportInputs, s) -> str:
                 ("open", f"{s.n_open:,}"),
                 ("won", f"{s.n_won:,}"),
                 ("lost", f"{s.n_lost:,}"),
-                ("win rate (closed deals)", h.fmt(s.win_rate, "pct") + f" of {closed:,}"),
+                (
+                    "win rate, open deals censored [90%]",
+                    f"{h.fmt(s.win_rate, 'pct')} [{h.fmt(s.win_rate_lo, 'pct')}–"
+                    f"{h.fmt(s.win_rate_hi, 'pct')}]",
+                ),
+                (
+                    "naive win rate (closed deals)",
+                    h.fmt(s.naive_win_rate, "pct") + f" of {closed:,}",
+                ),
             ]
         ),  # fmt: skip
         f"<nav>{nav}</nav>",
@@ -127,30 +148,10 @@ def _header(inputs: ReportInputs, s) -> str:
     return "\n".join([*lines, "</header>"])
 
 
-def _no_history(what: str) -> str:
-    return h.missing(f"No stage history in this CRM: {what} needs a stage_history table.")
-
-
-def _funnel(s) -> str:
-    if s.stages.empty:
-        return h.section("funnel", "Funnel", [_no_history("the funnel")])
-    table = s.stages.rename(columns={"conversion_to_next": "to next stage",
-                                     "win_rate": "win rate from here"})  # fmt: skip
-    return h.section("funnel", "Funnel", [
-        h.para("A deal reached a stage when it entered it or any later one (skips pass "
-               "through). 'To next stage' = reached(next) / reached(this), with won after "
-               "the last stage; 'win rate from here' counts closed deals only.", "note"),
-        h.image(charts.png(charts.funnel_chart(s.stages)), "deals reaching each stage"),
-        h.table(table.drop(columns="median_days"),
-                {"entered": "count", "reached": "count", "to next stage": "pct",
-                 "win rate from here": "pct"}),
-    ])  # fmt: skip
-
-
 def _transitions(data: CRMData, funnel: Funnel) -> str:
     title = "Stage transitions"
     if data.stage_history is None or data.stage_history.empty:
-        return h.section("transitions", title, [_no_history("the transition matrix")])
+        return h.section("transitions", title, [missing_history("the transition matrix")])
     counts = transition_matrix(data, funnel=funnel)
     kinds = pd.DataFrame(
         [[move_kind(funnel, r, c) for c in counts.columns] for r in counts.index],
@@ -164,62 +165,9 @@ def _transitions(data: CRMData, funnel: Funnel) -> str:
     ])  # fmt: skip
 
 
-def _time(times: pd.DataFrame, data: CRMData) -> str:
-    title = "Time in stage"
-    if data.stage_history is None or data.stage_history.empty:
-        return h.section("time", title, [_no_history("time in stage")])
-    parts = [
-        h.para(
-            "Days from entering a stage to the next move or the close; stays still "
-            "running at the as-of date are counted but not timed (censored).",
-            "note",
-        )
-    ]
-    if times["finished"].sum():
-        parts.append(h.image(charts.png(charts.stay_chart(times)), "days in stage"))
-    parts.append(
-        h.table(
-            times.rename(columns={"finished": "finished stays", "running": "still running"}),
-            {
-                "finished stays": "count",
-                "still running": "count",
-                "median_days": "days",
-                "p75_days": "days",
-                "p90_days": "days",
-            },
-        )
-    )
-    return h.section("time", title, parts)  # fmt: skip
-
-
-def _bottlenecks(stages: pd.DataFrame, times: pd.DataFrame) -> str:
-    title = "Bottlenecks"
-    table = bottlenecks(stages, times)
-    if table.empty:
-        return h.section(
-            "bottlenecks",
-            title,
-            [h.missing("No stage history in this CRM: bottlenecks need a stage_history table.")],
-        )
-    worst = table.iloc[0]
-    slow = table.sort_values("median_days", ascending=False, kind="stable").iloc[0]
-    lines = [
-        h.para("Rule: stages are ranked by drop-off, the share of deals that reached the "
-               "stage but not the next one (won after the last stage), largest first; ties "
-               "by median days in stage. Deals still open at the stage count as not (yet) "
-               "further. rank_time ranks the stages by median days alone.", "note"),
-        h.para(f"Biggest drop-off: {worst['stage']} ({h.fmt(worst['drop_off'], 'pct')} of "
-               f"{int(worst['reached']):,} deals go no further). Slowest: {slow['stage']} "
-               f"(median {h.fmt(slow['median_days'], 'days')} days)."),
-        h.table(table, {"reached": "count", "not_further": "count", "drop_off": "pct",
-                        "median_days": "days", "rank_drop": "count", "rank_time": "count"}),
-    ]  # fmt: skip
-    return h.section("bottlenecks", title, lines)
-
-
-def _conversion(data: CRMData) -> str:
+def _conversion(data: CRMData, data_end: pd.Timestamp) -> str:
     spec = {"deals": "count", "open": "count", "won": "count", "lost": "count",
-            "win_rate": "pct"}  # fmt: skip
+            "win rate [90%]": "ci", "naive": "pct"}  # fmt: skip
     blocks = []
     for column, label, deals, top in (
         ("source", "By lead source", data.deals, None),
@@ -229,10 +177,15 @@ def _conversion(data: CRMData) -> str:
         if deals is None or column not in deals.columns:
             shown = h.para(f"no {column} in this CRM", "note")
         else:
-            shown = h.table(conversion_by(deals, column, top=top), spec)
+            table = conversion_by(deals, column, top=top, data_end=data_end)
+            table.insert(5, "win rate [90%]", ci_text(table, "win_rate"))
+            table = table.rename(columns={"naive_win_rate": "naive"})
+            shown = h.table(table.drop(columns=["win_rate", "win_rate_lo", "win_rate_hi"]), spec)
         blocks.append(f"<div><h3>{h.esc(label)}</h3>{shown}</div>")
     return h.section("conversion", "Conversion by source, industry and owner", [
-        h.para("Win rate = won / (won + lost): open deals have no outcome yet.", "note"),
+        h.para("Win rate = cumulative incidence of a win since creation by the data's end, "
+               "open deals censored; naive win rate = won / (won + lost) among closed deals "
+               "only, which over-represents the deals that close fast.", "note"),
         '<div class="cols">' + "".join(blocks) + "</div>",
     ])  # fmt: skip
 
@@ -257,6 +210,7 @@ def _model(inputs: ReportInputs) -> str:
                "better; higher AUC and lift are better.", "note"),
         h.table(pd.DataFrame(rows, columns=cols),
                 {c: "prob" for c in cols[2:]} | {"n": "count"}),
+        *_model_notes(m),
     ]  # fmt: skip
     pred = inputs.predictions
     if pred is not None and "won" in pred and pred["won"].notna().any():
@@ -266,6 +220,22 @@ def _model(inputs: ReportInputs) -> str:
     else:
         parts.append(h.para("no test predictions with known outcomes: no charts", "note"))
     return h.section("model", title, parts)
+
+
+def _model_notes(m: dict) -> list[str]:
+    """The guard's decision, features left out for drift, and drift at scoring."""
+    notes = []
+    guard = m.get("close_guard") or {}
+    if guard.get("decision"):
+        notes.append(h.para(f"Close model: {guard['decision']}.", "note"))
+    for d in m.get("drift") or []:
+        notes.append(h.para(f"Left out, drifted: {d['feature']} ({d['reason']}).", "missing"))
+    fallback = (m.get("test_window") or {}).get("rows_scored_by_the_drift_fallback", 0)
+    if fallback:
+        notes.append(h.para(
+            f"{fallback:,} test snapshots were scored by the stage table because features "
+            "the model uses had drifted at their date.", "missing"))  # fmt: skip
+    return notes
 
 
 def _forecast(inputs: ReportInputs) -> str:

@@ -32,35 +32,119 @@ def png(fig: Figure, *, dpi: int = 100) -> bytes:
     return buffer.getvalue()
 
 
+#: One palette for the funnel's curves: won, lost, went on, lost from the stage, reference.
+COLORS = {"won": "#2e8b57", "lost": "#c0392b", "to_next": "#3b6ea8",
+          "lost_here": "#e08a1e", "previous": "#8a8f98"}  # fmt: skip
+#: Curves are drawn up to this many days: deals close within months, the rest is flat.
+MAX_DAYS_SHOWN = 365
+CURVE_LABELS = {"won": "won", "lost": "lost", "to_next": "went to a later stage",
+                "lost_here": "lost from this stage"}  # fmt: skip
+
+
 def funnel_chart(stages: pd.DataFrame) -> Figure:
-    """Deals that reached each stage (horizontal bars, first stage on top)."""
+    """Deals that entered each stage (horizontal bars, first stage on top), annotated with
+    the censoring-aware share that went on."""
     fig, ax = plt.subplots(figsize=(8, 0.5 * len(stages) + 1.5))
     y = np.arange(len(stages))[::-1]
-    reached = stages["reached"].to_numpy(float)
-    ax.barh(y, reached, color="#3b6ea8")
-    top = reached.max() if len(reached) else 1.0
-    for yi, n, conv in zip(y, reached, stages["conversion_to_next"], strict=True):
+    entered = stages["entered"].to_numpy(float)
+    ax.barh(y, entered, color=COLORS["to_next"])
+    top = entered.max() if len(entered) else 1.0
+    for yi, n, conv in zip(y, entered, stages["to_next"], strict=True):
         note = f"{n:,.0f}" + ("" if pd.isna(conv) else f"  → {100 * conv:.0f}% go on")
         ax.text(n + top * 0.01, yi, note, va="center", fontsize=9)
     ax.set_yticks(y, stages["stage"])
-    ax.set_xlim(0, top * 1.3 or 1)
-    ax.set(xlabel="deals that reached the stage or a later one (count)", title="Funnel")
+    ax.set_xlim(0, top * 1.35 or 1)
+    ax.set(
+        xlabel="deals that entered the stage (count)",
+        title="Funnel: deals entering each stage, share going on (open deals censored)",
+    )
     fig.tight_layout()
     return fig
 
 
 def stay_chart(times: pd.DataFrame) -> Figure:
-    """Median, p75 and p90 days in each stage (finished stays), grouped bars."""
+    """Kaplan–Meier median, p75 and p90 days in each stage (running stays included)."""
     fig, ax = plt.subplots(figsize=(8, 4))
     x = np.arange(len(times))
+    shades = ("#3b6ea8", "#7b9fcb", "#b9cbe3")
     for k, (col, label) in enumerate(
         [("median_days", "median"), ("p75_days", "p75"), ("p90_days", "p90")]
     ):
-        ax.bar(x + (k - 1) * 0.27, times[col].to_numpy(float), 0.27, label=label)
+        ax.bar(x + (k - 1) * 0.27, times[col].to_numpy(float), 0.27, label=label,
+               color=shades[k])  # fmt: skip
     ax.set_xticks(x, times["stage"])
-    ax.set(ylabel="days in stage", xlabel="stage", title="Time in stage (finished stays)")
+    ax.set(ylabel="days in stage", xlabel="stage",
+           title="Time in stage (Kaplan–Meier: running stays included)")  # fmt: skip
     ax.legend(fontsize=8)
     fig.tight_layout()
+    return fig
+
+
+def incidence_chart(curves: pd.DataFrame, stages: list[str]) -> Figure:
+    """Small multiples, one panel per stage: cumulative incidence over days since first
+    entering it of won, lost, going on and lost from the stage, with 90 % bands."""
+    cols = min(3, max(1, len(stages)))
+    rows = int(np.ceil(len(stages) / cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(10, 2.9 * rows + 0.6), sharey=True,
+                             squeeze=False)  # fmt: skip
+    for ax, stage in zip(axes.flat, stages, strict=False):
+        for measure, label in CURVE_LABELS.items():
+            c = curves[(curves["stage"] == stage) & (curves["measure"] == measure)]
+            if c.empty:
+                continue
+            style = "--" if measure in ("to_next", "lost_here") else "-"
+            ax.step(c["days"], c["value"], where="post", color=COLORS[measure], ls=style,
+                    lw=1.6, label=label)  # fmt: skip
+            ax.fill_between(c["days"], c["lower"], c["upper"], step="post", alpha=0.15,
+                            color=COLORS[measure], lw=0)  # fmt: skip
+        ax.set_title(stage, fontsize=10)
+        ax.set_xlim(0, min(MAX_DAYS_SHOWN, max(curves["days"].max(), 1)))
+        ax.set_xlabel("days since entering the stage", fontsize=8)
+        ax.set_ylim(0, 1)
+        ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{100 * v:.0f}%"))
+        ax.tick_params(labelsize=8)
+    for ax in list(axes.flat)[len(stages) :]:
+        ax.set_visible(False)
+    for ax in axes[:, 0]:
+        ax.set_ylabel("share of deals (cumulative)", fontsize=8)
+    handles, labels = axes.flat[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="upper center", ncol=4, fontsize=8, frameon=False)
+    fig.tight_layout(rect=(0, 0, 1, 0.94))
+    return fig
+
+
+def cohort_chart(curves: pd.DataFrame, table: pd.DataFrame) -> Figure:
+    """Small multiples, one panel per creation cohort (``table`` order): its cumulative win
+    incidence since creation with the 90 % band, against the pooled previous cohorts;
+    panels of cohorts flagged below the previous ones are titled in the loss colour."""
+    n = len(table)
+    cols = min(4, max(1, n))
+    rows = int(np.ceil(n / cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(10, 2.4 * rows + 0.6), sharex=True,
+                             sharey=True, squeeze=False)  # fmt: skip
+    for ax, r in zip(axes.flat, table.itertuples(index=False), strict=False):
+        c = curves[curves["cohort"] == r.cohort]
+        ax.plot(c["days"], c["previous"], color=COLORS["previous"], lw=1.2, ls=":",
+                label="previous cohorts")  # fmt: skip
+        ax.step(c["days"], c["value"], where="post", color=COLORS["won"], lw=1.6,
+                label="this cohort")  # fmt: skip
+        ax.fill_between(c["days"], c["lower"], c["upper"], step="post", alpha=0.18,
+                        color=COLORS["won"], lw=0)  # fmt: skip
+        flagged = r.below_previous is True
+        ax.set_title(f"{r.cohort}" + ("  ▼ below previous" if flagged else ""), fontsize=9,
+                     color=COLORS["lost"] if flagged else "black")  # fmt: skip
+        ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{100 * v:.0f}%"))
+        ax.tick_params(labelsize=8)
+    for ax in list(axes.flat)[n:]:
+        ax.set_visible(False)
+    axes[0, 0].set_xlim(0, min(MAX_DAYS_SHOWN, max(curves["days"].max(), 1)))
+    for ax in axes[-1, :]:
+        ax.set_xlabel("days since creation", fontsize=8)
+    for ax in axes[:, 0]:
+        ax.set_ylabel("won (cumulative)", fontsize=8)
+    handles, labels = axes.flat[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="upper center", ncol=2, fontsize=8, frameon=False)
+    fig.tight_layout(rect=(0, 0, 1, 0.95))
     return fig
 
 

@@ -48,9 +48,11 @@ td.next { box-shadow: inset 0 -3px 0 #2e8b57; }
 td.skip { box-shadow: inset 0 -3px 0 #8a63d2; }
 td.back { box-shadow: inset 0 -3px 0 #d2691e; }
 .grid { display: grid; grid-template-columns: repeat(auto-fit, minmax(420px, 1fr)); gap: 12px; }
-.cols { display: grid; grid-template-columns: repeat(auto-fit, minmax(400px, 1fr));
+.cols { display: grid; grid-template-columns: repeat(auto-fit, minmax(min(100%, 560px), 1fr));
   gap: 0 24px; align-items: start; }
 img { max-width: 100%; height: auto; display: block; margin: 8px 0; }
+img.wide { min-width: 680px; }
+td.ci { white-space: nowrap; }
 .legend span { margin-right: 14px; white-space: nowrap; }
 .legend i { display: inline-block; width: 18px; height: 4px; vertical-align: middle;
   margin-right: 4px; }
@@ -92,6 +94,13 @@ def image(png: bytes, alt: str) -> str:
     return f'<img src="data:image/png;base64,{data}" alt="{esc(alt)}">'
 
 
+def wide_image(png: bytes, alt: str) -> str:
+    """A small-multiples chart: never narrower than 680 px, scrolled sideways on phones."""
+    return (
+        '<div class="scroll">' + image(png, alt).replace("<img ", '<img class="wide" ') + "</div>"
+    )
+
+
 def kpis(items: list[tuple[str, str]]) -> str:
     cells = "".join(
         f'<div class="kpi"><b>{esc(v)}</b><span>{esc(k)}</span></div>' for k, v in items
@@ -101,10 +110,14 @@ def kpis(items: list[tuple[str, str]]) -> str:
 
 def table(frame: pd.DataFrame, formats: dict[str, str] | None = None) -> str:
     """``frame`` as an HTML table; ``formats`` maps a column to ``count``, ``pct``,
-    ``days``, ``money``, ``prob`` or ``num`` (right-aligned); other columns are text.
+    ``days``, ``money``, ``prob``, ``num`` (right-aligned) or ``ci`` (preformatted
+    "value [low–high]" text, right-aligned, never wrapped); other columns are text.
     Headers show underscores as spaces."""
     formats = formats or {}
-    align = {c: "" if c in formats else ' class="text"' for c in frame.columns}
+    align = {
+        c: ' class="ci"' if formats.get(c) == "ci" else "" if c in formats else ' class="text"'
+        for c in frame.columns
+    }
     head = "".join(f"<th{align[c]}>{esc(str(c).replace('_', ' '))}</th>" for c in frame.columns)
     rows = []
     for values in frame.itertuples(index=False):

@@ -11,7 +11,8 @@ import pandas as pd
 
 from crm.data import CRMData
 from crm.schemas import LOST, WON, Funnel
-from serving.funnel import stage_stays
+from features.snapshots import latest_timestamp
+from serving.funnel import stage_stays, time_in_stage, win_rates_by
 
 #: Column of the transition matrix for a deal still sitting in the stage at the end of data.
 STILL_THERE = "(still there)"
@@ -73,74 +74,71 @@ def move_kind(funnel: Funnel, source: str, target: str) -> str:
     return {1: "next", 0: "stay"}.get(step, "skip" if step > 1 else "back")
 
 
-def stay_quantiles(data: CRMData, *, funnel: Funnel) -> pd.DataFrame:
-    """Per open stage: finished stays, their median, p75 and p90 days, and running stays.
-
-    Running stays (still in the stage at the end of the data) are censored: counted, never
-    timed, as their length is not known yet.
-    """
-    columns = ["stage", "finished", "running", "median_days", "p75_days", "p90_days"]
-    stays = stage_stays(data)
+def stay_quantiles(
+    data: CRMData, *, funnel: Funnel, data_end: pd.Timestamp | None = None
+) -> pd.DataFrame:
+    """Per open stage, Kaplan–Meier days in stage over every stay, running ones included
+    (censored at ``data_end``, default the latest event in the data): ``finished`` and
+    ``running`` stays, ``median_days`` (90 % interval ``median_days_lo``/``_hi``),
+    ``p75_days``, ``p90_days`` (NaN = not reached within the data), and the naive median
+    of finished stays only."""
+    columns = ["stage", "finished", "running", "median_days", "median_days_lo",
+               "median_days_hi", "p75_days", "p90_days", "naive_median_days"]  # fmt: skip
+    end = latest_timestamp(data) if data_end is None else data_end
+    stays = stage_stays(data, data_end=end)
     rows = []
     for stage in funnel.stages:
         s = stays[stays["stage"] == stage]
         done = s.loc[s["finished"], "days"].astype(float)
-        q = done.quantile([0.5, 0.75, 0.9]) if len(done) else pd.Series([np.nan] * 3)
-        rows.append([stage, len(done), int((~s["finished"]).sum()), *q.tolist()])
+        row = time_in_stage(s)
+        row["finished"] = row.pop("stays") - row["running"]
+        row["naive_median_days"] = done.median() if len(done) else np.nan
+        rows.append({"stage": stage, **row})
     return pd.DataFrame(rows, columns=columns)
 
 
-def bottlenecks(stages: pd.DataFrame, times: pd.DataFrame) -> pd.DataFrame:
-    """Stages ranked by drop-off, with time in stage alongside.
+def bottlenecks(stages: pd.DataFrame) -> pd.DataFrame:
+    """Where deals drop out and where they stall, from the censoring-aware stage table
+    (:func:`serving.funnel.stage_table`).
 
-    ``not_further`` = deals that reached the stage but not the next one (``won`` after the
-    last stage), ``drop_off`` its share of ``reached``. Sorted by ``drop_off`` (largest
-    first), ties by ``median_days`` (longest first); ``rank_drop`` / ``rank_time`` rank the
-    stages by each measure on its own (1 = worst).
+    ``lost_here`` = cumulative incidence of a loss before going past the stage (open
+    deals censored); ``median_days`` = Kaplan–Meier median days in the stage. Sorted by
+    ``lost_here`` (largest first), ties by ``median_days``; ``rank_loss`` / ``rank_time``
+    rank the stages on each measure alone (1 = worst). ``naive_drop_off`` = 1 - the naive
+    reached(next)/reached, which counts deals still in the stage as dropped.
     """
-    columns = [
-        "stage",
-        "reached",
-        "not_further",
-        "drop_off",
-        "median_days",
-        "rank_drop",
-        "rank_time",
-    ]
+    columns = ["stage", "entered", "open", "lost_here", "lost_here_lo", "lost_here_hi",
+               "median_days", "rank_loss", "rank_time", "naive_drop_off"]  # fmt: skip
     if stages.empty:
         return pd.DataFrame(columns=columns)
-    t = stages[["stage", "reached", "conversion_to_next"]].merge(
-        times[["stage", "median_days"]], on="stage", how="left"
-    )
-    t["drop_off"] = 1 - t["conversion_to_next"]
-    t["not_further"] = (t["reached"] * t["drop_off"]).round().astype("Int64")
-    t["rank_drop"] = t["drop_off"].rank(ascending=False, method="min").astype("Int64")
+    t = stages.assign(naive_drop_off=1 - stages["naive_to_next"])
+    t["rank_loss"] = t["lost_here"].rank(ascending=False, method="min").astype("Int64")
     t["rank_time"] = t["median_days"].rank(ascending=False, method="min").astype("Int64")
     t = t.sort_values(
-        ["drop_off", "median_days"], ascending=False, kind="stable", na_position="last"
+        ["lost_here", "median_days"], ascending=False, kind="stable", na_position="last"
     )
     return t[columns].reset_index(drop=True)
 
 
-def conversion_by(deals: pd.DataFrame, column: str, *, top: int | None = None) -> pd.DataFrame:
-    """Per value of ``column``: deals, open, won, lost and win rate among closed deals.
+def conversion_by(
+    deals: pd.DataFrame,
+    column: str,
+    *,
+    top: int | None = None,
+    data_end: pd.Timestamp | None = None,
+) -> pd.DataFrame:
+    """Per value of ``column``: deals, open, won, lost, the censoring-aware win rate (90 %
+    interval; open deals censored at ``data_end``, default the latest creation or close)
+    and the naive won share of closed deals (:func:`serving.funnel.win_rates_by`).
 
     Missing values are grouped as ``(none)``; sorted by deals (most first), the first
     ``top`` kept when given.
     """
-    columns = [column, "deals", "open", "won", "lost", "win_rate"]
-    if column not in deals.columns or deals.empty:
-        return pd.DataFrame(columns=columns)
-    key = deals[column].astype("str").fillna("(none)")
-    outcome = deals["outcome"]
-    g = pd.DataFrame(
-        {column: key, "open": outcome.isna(), "won": outcome == WON, "lost": outcome == LOST}
-    ).groupby(column, sort=True)
-    table = g.sum().astype(int)
-    table.insert(0, "deals", g.size())
-    table["win_rate"] = table["won"] / (table["won"] + table["lost"]).replace(0, np.nan)
-    table = table.reset_index().sort_values("deals", ascending=False, kind="stable")
-    return (table.head(top) if top else table)[columns].reset_index(drop=True)
+    if data_end is None and not deals.empty:
+        data_end = max(t for t in (deals["created_at"].max(), deals["closed_at"].max())
+                       if pd.notna(t))  # fmt: skip
+    table = win_rates_by(deals, column, data_end=data_end)
+    return (table.head(top) if top else table).reset_index(drop=True)
 
 
 def with_industry(data: CRMData) -> pd.DataFrame | None:

@@ -27,11 +27,13 @@ from crm.data import CRMData
 from crm.schemas import Funnel
 from features.build import build_features
 from models.baselines import stage_of
-from models.explain import catalogue_meanings, top_drivers
+from models.explain import model_drivers
+from models.next_stage import consistent_with_close
 
 Priority = Literal["expected_value", "p_win"]
 PRIORITIES: tuple[str, ...] = ("expected_value", "p_win")
 NO_SIGNAL = "stage-rate table: no model signal"
+DRIFT_NOTE = "stage table served, model paused: its features drifted since training"
 REASON_SEPARATOR = "; "
 
 COLUMNS: tuple[str, ...] = (
@@ -65,12 +67,20 @@ class FeatureMismatchError(ValueError):
     """The features built now lack columns the champion was trained on (other settings)."""
 
 
-def check_feature_columns(models, built: pd.Index | list[str], *, shown: int = 5) -> None:
+def check_feature_columns(
+    models,
+    built: pd.Index | list[str],
+    *,
+    shown: int = 5,
+    absent_tables: tuple[str, ...] = (),
+) -> None:
     """Raise :class:`FeatureMismatchError` when a training column is not among ``built``.
 
     The training columns are each model's fitted ``FeatureMatrix.columns_``; extra built
     columns are fine (the matrix ignores them), but a missing one would silently become
-    empty and score every deal as if nothing were known about it.
+    empty and score every deal as if nothing were known about it. ``absent_tables`` (the
+    optional tables the data lacks) makes the message say so: a missing table, not other
+    feature settings, is then the likely cause.
     """
     have = set(built)
     missing: list[str] = []
@@ -79,6 +89,14 @@ def check_feature_columns(models, built: pd.Index | list[str], *, shown: int = 5
         for c in getattr(matrix, "columns_", None) or []:
             if c not in have and c not in missing:
                 missing.append(c)
+    if missing and absent_tables:
+        more = f" and {len(missing) - shown} more" if len(missing) > shown else ""
+        raise FeatureMismatchError(
+            f"the data has no {' / '.join(absent_tables)} table, which the champion was "
+            f"trained with: {len(missing)} of its feature column(s) cannot be built "
+            f"({', '.join(missing[:shown])}{more}). Add the table back, or retrain on this "
+            "data with `dealcast train`"
+        )
     if missing:
         more = f" and {len(missing) - shown} more" if len(missing) > shown else ""
         raise FeatureMismatchError(
@@ -106,8 +124,15 @@ def score_open_deals(
     model_version: str,
     next_stage_model_version: str | None,
     data_fingerprint: str,
+    deal_ids: tuple[str, ...] | None = None,
+    day_drift: list | None = None,
 ) -> pd.DataFrame:
     """The ranked table of every deal open at ``as_of`` (columns :data:`COLUMNS`).
+
+    ``deal_ids`` scores only those of them (features still use all of ``data``): their
+    rows are the full table's rows, ranked among themselves only. The drift check is a
+    verdict on a whole day's deals, so scoring a few of them takes the day's verdict as
+    ``day_drift`` (the full table's ``attrs["drift"]``) instead of judging the few.
 
     ``close`` is a fitted :class:`~models.close_probability.CloseProbabilityModel`,
     ``next_stage`` a fitted :class:`~models.next_stage.NextStageModel` or None (then the
@@ -124,21 +149,34 @@ def score_open_deals(
         trend_days=trend_days,
         recency_channels=recency_channels,
         prior_strength=prior_strength,
+        deal_ids=deal_ids,
     )
     if features.empty:
         raise NoOpenDealsError(f"no deal is open at {as_of}: nothing to score")
-    check_feature_columns((close, next_stage), features.columns)
+    absent = tuple(t for t in ("accounts", "stage_history", "touchpoints") if data.table(t) is None)
+    check_feature_columns((close, next_stage), features.columns, absent_tables=absent)
     out = _deal_columns(data.deals, features)
-    out["p_win"] = close.predict_proba(features)[:, 1]
+    if day_drift is None:
+        out["p_win"], drift = close.predict_checked(features)
+    else:
+        drift = [{"drift": day_drift}] if day_drift else []
+        drifted = bool(drift) and close.weight_ != 0.0
+        rows = features.reset_index(drop=True)
+        out["p_win"] = close.predict_baseline(rows) if drifted else close.predict_proba(rows)[:, 1]
     out["expected_value"] = out["p_win"] * out["amount"]
-    out = pd.concat([out, _next_stage_columns(next_stage, features)], axis=1)
-    out = pd.concat([out, reasons(close, features, top_n=top_reasons)], axis=1)
+    out = pd.concat([out, _next_stage_columns(next_stage, features, out["p_win"])], axis=1)
+    if drift:
+        out = pd.concat([out, _drift_reasons(drift, len(features))], axis=1)
+    else:
+        out = pd.concat([out, reasons(close, features, top_n=top_reasons)], axis=1)
     out["horizon_days"] = int(horizon_days)
     out["as_of"] = features["as_of"].to_numpy()
     out["model_version"] = model_version
     out["next_stage_model_version"] = next_stage_model_version
     out["data_fingerprint"] = data_fingerprint
-    return rank(out, priority=priority)
+    ranked = rank(out, priority=priority)
+    ranked.attrs["drift"] = drift[0]["drift"] if drift else []
+    return ranked
 
 
 def _deal_columns(deals: pd.DataFrame, features: pd.DataFrame) -> pd.DataFrame:
@@ -176,7 +214,17 @@ def _amounts(info: pd.DataFrame, ids: pd.Series) -> np.ndarray:
     return values.to_numpy(dtype="float64", na_value=np.nan)
 
 
-def _next_stage_columns(model, features: pd.DataFrame) -> pd.DataFrame:
+def _drift_reasons(drift: list[dict], n: int) -> pd.DataFrame:
+    """Every row says why the stage table scored it: the model's features drifted."""
+    from models.drift import describe
+
+    note = f"{DRIFT_NOTE}: {describe(drift[0]['drift'], limit=3)}"
+    return pd.DataFrame(
+        {"reasons_up": pd.array([note] * n, dtype="str"), "reasons_down": pd.array([""] * n)}
+    ).astype({"reasons_down": "str"})
+
+
+def _next_stage_columns(model, features: pd.DataFrame, p_win: pd.Series) -> pd.DataFrame:
     if model is None:
         return pd.DataFrame(
             {
@@ -184,7 +232,9 @@ def _next_stage_columns(model, features: pd.DataFrame) -> pd.DataFrame:
                 "p_next_stage": np.full(len(features), np.nan),
             }
         )
-    proba = model.predict_proba(features).reset_index(drop=True)
+    proba = consistent_with_close(
+        model.predict_proba(features).reset_index(drop=True), p_win.to_numpy(float)
+    )
     values = proba.to_numpy(float)
     best = values.argmax(axis=1)  # first of equal maxima: the earlier state
     return pd.DataFrame(
@@ -203,17 +253,14 @@ def reasons(close, features: pd.DataFrame, *, top_n: int) -> pd.DataFrame:
     :data:`NO_SIGNAL` instead.
     """
     n = len(features)
-    if close.lgbm_ is None or close.weight_ == 0.0:
+    drivers = model_drivers(close, features, top_n=top_n)
+    if drivers is None:
         return pd.DataFrame(
             {
                 "reasons_up": pd.array([NO_SIGNAL] * n, dtype="str"),
                 "reasons_down": pd.array([""] * n, dtype="str"),
             }
         )
-    matrix = close.matrix_.transform(features.reset_index(drop=True))
-    drivers = top_drivers(
-        close.lgbm_, matrix, top_n=top_n, meanings=catalogue_meanings(list(matrix.columns))
-    )
     drivers = drivers.sort_values(["row", "direction", "rank"], kind="stable")
     joined = drivers.groupby(["direction", "row"])["phrase"].agg(REASON_SEPARATOR.join)
     out = {}

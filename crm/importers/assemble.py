@@ -4,16 +4,18 @@ Input frames use contract column names (plus attributes) and carry SRC/LINE. Eve
 that drops or merges rows records it in the summary:
 
 - rows without their key or required timestamp are left out;
-- several rows with one ``deal_id`` (or ``account_id``) are combined into one: the
-  earliest ``created_at`` and, per column, the first non-blank value in time order;
+- several rows with one ``deal_id`` (or ``account_id``) are combined into one, per column
+  by its rule (:mod:`crm.importers.combine`: the earliest ``created_at``, the latest
+  outcome and ``closed_at``, otherwise the first non-blank value in time order);
 - stage rows of deals that were not imported are left out; consecutive rows in the same
   stage are one stay (a renamed stage, an amount edit), so the repeats are left out;
 - a closed deal's ``closed_at`` is the last time its stage history entered its outcome,
   where the history has that row (a typed close date is often a date without a time, or
   backdated; the history says when it was known); otherwise the mapped close date;
 - a deal with no outcome takes it from its stage history when the history ends in
-  ``won``/``lost``; ``closed_at`` on an open deal is dropped (with a note); a date-only
-  close date that falls before a same-day creation time becomes the creation time;
+  ``won``/``lost``; ``closed_at`` on an open deal is dropped (with a note); a close date
+  before the creation (or before a later stage row) is handled by
+  :mod:`crm.importers.close_dates`;
 - negative amounts, employees or revenues become blank (with a note);
 - a closed deal whose history does not end in its outcome gets one derived row
   (``won``/``lost`` at ``closed_at``), so the stage history and the outcome agree;
@@ -22,10 +24,14 @@ that drops or merges rows records it in the summary:
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import numpy as np
 import pandas as pd
 
 from crm.data import CRMData
+from crm.importers.close_dates import close_after_creation, close_after_last_stage
+from crm.importers.combine import combine_rows
 from crm.importers.common import DERIVED, LINE, SRC, ImportSummary, untracked
 from crm.provenance import plural
 from crm.schemas import CONTRACT, OUTCOMES, TIMESTAMP_DTYPE, dtype_of
@@ -40,9 +46,16 @@ def assemble(
     accounts: pd.DataFrame | None = None,
     stage_history: pd.DataFrame | None = None,
     touchpoints: pd.DataFrame | None = None,
+    combine: Mapping[str, str] | None = None,
+    closed_before_created: str = "keep",
 ) -> CRMData:
-    """Finish the tables (see module docstring), count what landed, drop SRC/LINE."""
-    deals = _finish_keyed(summary, "deals", deals, "deal_id", required=("created_at",))
+    """Finish the tables (see module docstring), count what landed, drop SRC/LINE.
+
+    ``combine``: rules for the deal columns (:mod:`crm.importers.combine`);
+    ``closed_before_created``: what to do with a close more than a day before creation
+    (:func:`crm.importers.close_dates.close_after_creation`).
+    """
+    deals = _finish_keyed(summary, "deals", deals, "deal_id", ("created_at",), combine)
     deals = _no_negatives(summary, "deals", deals, ("amount",))
     if accounts is not None:
         accounts = _finish_keyed(summary, "accounts", accounts, "account_id", required=())
@@ -53,7 +66,12 @@ def assemble(
         deals = _outcomes_from_history(summary, deals, stage_history)
     deals = _closed_at_needs_outcome(summary, deals)
     if stage_history is not None:
-        stage_history = _terminal_rows(summary, deals, stage_history)
+        deals = close_after_last_stage(summary, deals, stage_history)
+    deals = close_after_creation(summary, deals, closed_before_created)
+    if stage_history is not None:
+        gone = ~stage_history["deal_id"].isin(deals["deal_id"])
+        summary.leave_out("stage_history", stage_history[gone], NOT_IMPORTED_DEAL)
+        stage_history = _terminal_rows(summary, deals, stage_history[~gone])
     if touchpoints is not None:
         touchpoints = _finish_touchpoints(summary, touchpoints, deals, accounts)
     tables = {
@@ -76,20 +94,18 @@ def assemble(
 
 
 def _finish_keyed(
-    summary: ImportSummary, table: str, frame: pd.DataFrame, key: str, required: tuple[str, ...]
+    summary: ImportSummary,
+    table: str,
+    frame: pd.DataFrame,
+    key: str,
+    required: tuple[str, ...],
+    rules: Mapping[str, str] | None = None,
 ) -> pd.DataFrame:
     for column in (key, *required):
         missing = frame[column].isna() if column in frame else pd.Series(True, index=frame.index)
         summary.leave_out(table, frame[missing], f"no {column} (blank or unreadable)")
         frame = frame[~missing]
-    order = [c for c in ("created_at", LINE) if c in frame.columns]
-    frame = frame.sort_values(order, kind="stable") if order else frame
-    repeat = frame.duplicated(key, keep="first").to_numpy()
-    if not repeat.any():
-        return frame.reset_index(drop=True)
-    summary.combine(table, frame[repeat])
-    combined = frame.groupby(key, sort=False, dropna=False).first().reset_index()
-    return combined[list(frame.columns)].reset_index(drop=True)
+    return combine_rows(summary, table, frame, key, rules)
 
 
 def _no_negatives(
@@ -175,15 +191,6 @@ def _closed_at_needs_outcome(summary: ImportSummary, deals: pd.DataFrame) -> pd.
             "outcome); if that column is the planned close date, map it to "
             "expected_close_date instead"
         )
-    early = deals["closed_at"] < deals["created_at"]
-    same_day = early & (deals["created_at"] - deals["closed_at"] < pd.Timedelta(days=1))
-    if same_day.any():
-        deals.loc[same_day, "closed_at"] = deals.loc[same_day, "created_at"]
-        summary.note(
-            f"closed_at set to created_at for {plural(int(same_day.sum()), 'deal')} closed on "
-            "the day they were created (a close date without a time fell before the creation "
-            "time)"
-        )
     undated = deals["outcome"].notna() & deals["closed_at"].isna()
     if undated.any():
         summary.note(
@@ -237,9 +244,10 @@ def recorded_close_times(deals: pd.DataFrame, history: pd.DataFrame | None) -> p
     )
     keys = pd.MultiIndex.from_arrays([deals["deal_id"], deals["outcome"]])
     recorded = pd.Series(entered.reindex(keys).to_numpy(), index=deals.index)
+    recorded = pd.to_datetime(recorded, utc=True).astype(TIMESTAMP_DTYPE)
     deals = deals.copy()
     if "closed_at" in deals:
-        recorded = recorded.fillna(deals["closed_at"])
+        recorded = recorded.fillna(pd.to_datetime(deals["closed_at"], utc=True))
     deals["closed_at"] = recorded.astype(TIMESTAMP_DTYPE)
     return deals
 

@@ -18,10 +18,16 @@ import numpy as np
 import pandas as pd
 
 from crm.data import CRMData
+from crm.schemas import Funnel
 
 #: Hidden columns: the input file a row came from and its line number there.
 SRC = "__src__"
 LINE = "__line__"
+#: Hidden column: a row's time for combining the rows of one key (``deals.order_by``).
+ORDER = "__order__"
+#: Outcome of a row whose status says the deal is open (kept while rows are combined, so
+#: that the latest row's status wins; blank afterwards).
+OPEN = "open"
 #: ``SRC`` of rows an importer made up (e.g. a ``won`` stage row at a deal's closed_at).
 DERIVED = "(derived by the importer)"
 #: Pseudo-table of rows that fed no table at all (e.g. event-log activities not mapped).
@@ -174,10 +180,12 @@ class ImportSummary:
 
 @dataclass(frozen=True)
 class ImportResult:
-    """What an importer returns: the contract tables and the account of every input row."""
+    """What an importer returns: the contract tables and the account of every input row;
+    ``funnel`` when the import brought its own (a mapping file's ``funnel:``)."""
 
     data: CRMData
     summary: ImportSummary
+    funnel: Funnel | None = None
 
 
 def _flow_lines(table: str, flow: Flow) -> list[str]:
@@ -227,4 +235,4 @@ def tracked(frame: pd.DataFrame, source: str, lines: Iterable[int]) -> pd.DataFr
 
 def untracked(frame: pd.DataFrame) -> pd.DataFrame:
     """``frame`` without the hidden columns."""
-    return frame.drop(columns=[c for c in (SRC, LINE) if c in frame.columns])
+    return frame.drop(columns=[c for c in (SRC, LINE, ORDER) if c in frame.columns])

@@ -1,9 +1,10 @@
 """From input files to typed contract columns: the machinery behind the mapping file.
 
-:class:`Inputs` reads each input once (with its parsing options); :func:`source_rows`
-applies a section's joins and ``where``/``exclude`` filters; :class:`Extractor` turns the
-columns a section names into typed contract columns, leaving out (with a reason) the rows
-whose *required* value cannot be read and blanking (with a note) unreadable optional ones.
+:class:`Inputs` reads each input once (with its parsing options);
+:func:`crm.importers.rows.source_rows` applies a section's joins and ``where``/``exclude``
+filters; :class:`Extractor` turns the columns a section names into typed contract columns,
+leaving out (with a reason) the rows whose *required* value cannot be read and blanking
+(with a note) unreadable optional ones.
 """
 
 from __future__ import annotations
@@ -15,11 +16,11 @@ import numpy as np
 import pandas as pd
 
 from crm.importers.common import LINE, SRC, ImportInputError, ImportSummary
-from crm.importers.mapping import Column, Currency, Mapping, Parsing, Source
+from crm.importers.mapping import Column, Currency, Mapping, Parsing
 from crm.importers.names import NameMap
 from crm.importers.parsing import convert_currency, norm, parse_numbers, parse_timestamps
 from crm.importers.reading import missing_column_message, read_export
-from crm.schemas import CONTRACT
+from crm.schemas import CONTRACT, TIMESTAMP_DTYPE
 
 #: Kinds of the non-contract columns a mapping may name.
 EXTRA_KINDS = {"snapshot_at": "timestamp", "timestamp": "timestamp", "activity": "string"}
@@ -107,127 +108,8 @@ class Inputs:
         return self._frames[name]
 
 
-# --------------------------------------------------------------------------- rows
-
-
-def source_rows(inputs: Inputs, section: Source, table: str, where: str) -> pd.DataFrame:
-    """The section's input rows, with joined columns, after ``where``/``exclude``."""
-    frame = inputs.frame(section.input)
-    display = inputs.display(section.input)
-    for join in section.join:
-        frame = _join(inputs, frame, join.input, join.pairs(), display, where, join.map)
-    for column, wanted in section.where.items():
-        values = _filter_values(frame, column, display, f"{where}.where")
-        keep = values.isin(_norm_set(wanted)) | (values.isna() & (None in _listed(wanted)))
-        inputs.summary.leave_out(
-            table,
-            frame[~keep.to_numpy()],
-            f"filtered out by where: {column} not in {_show(wanted)}",
-        )
-        frame = frame[keep.to_numpy()]
-    for column, unwanted in section.exclude.items():
-        values = _filter_values(frame, column, display, f"{where}.exclude")
-        drop = values.isin(_norm_set(unwanted)) | (values.isna() & (None in _listed(unwanted)))
-        inputs.summary.leave_out(
-            table, frame[drop.to_numpy()], f"excluded: {column} in {_show(unwanted)}"
-        )
-        frame = frame[~drop.to_numpy()]
-    return frame.reset_index(drop=True)
-
-
-def _listed(value: object) -> list:
-    return list(value) if isinstance(value, list) else [value]
-
-
-def _norm_set(value: object) -> set[str]:
-    out = set()
-    for v in _listed(value):
-        if v is None:
-            continue
-        if isinstance(v, bool):
-            v = "true" if v else "false"
-        out.add(norm(v))
-        if isinstance(v, float) and v.is_integer():
-            out.add(norm(int(v)))
-    return out
-
-
-def _show(value: object) -> str:
-    return "[" + ", ".join("blank" if v is None else str(v) for v in _listed(value)) + "]"
-
-
-def _filter_values(frame: pd.DataFrame, column: str, display: str, where: str) -> pd.Series:
-    if column not in frame.columns:
-        raise ImportInputError(missing_column_message(column, _visible(frame), display, where))
-    return frame[column].map(norm, na_action="ignore").astype("str")
-
-
 def _visible(frame: pd.DataFrame) -> list[str]:
     return [c for c in frame.columns if c not in (SRC, LINE)]
-
-
-def _join(
-    inputs: Inputs,
-    frame: pd.DataFrame,
-    name: str,
-    pairs: list[tuple[str, str]],
-    left_display: str,
-    where: str,
-    key_map: dict[str, str] | None = None,
-) -> pd.DataFrame:
-    original = inputs.frame(name)
-    right = original.drop(columns=[SRC, LINE])
-    right_display = inputs.display(name)
-    for left_key, right_key in pairs:
-        if left_key not in frame.columns:
-            raise ImportInputError(
-                missing_column_message(left_key, _visible(frame), left_display, f"{where}.join key")
-            )
-        if right_key not in right.columns:
-            raise ImportInputError(
-                missing_column_message(
-                    right_key, list(right.columns), right_display, f"{where}.join key"
-                )
-            )
-    right_keys = [r for _, r in pairs]
-    dupes = right.duplicated(right_keys).to_numpy()
-    if dupes.any():
-        right = right[~dupes]
-    rename = {}
-    for column in right.columns:
-        if column in right_keys:
-            continue
-        rename[column] = f"{name}.{column}" if column in frame.columns else column
-    right = right.rename(columns=rename)
-    keyed = {r: f"__key{i}" for i, (_, r) in enumerate(pairs)}
-    right = right.rename(columns=keyed)
-    lookup = {norm(k): v for k, v in (key_map or {}).items()}
-
-    def key(column: str) -> pd.Series:
-        values = frame[column]
-        if not lookup:
-            return values
-        return values.map(lambda v: lookup.get(norm(v), v), na_action="ignore").astype("str")
-
-    left = frame.assign(**{f"__key{i}": key(lk) for i, (lk, _) in enumerate(pairs)})
-    out = left.merge(right, how="left", on=list(keyed.values()), sort=False, indicator="__merge")
-    matched = out.pop("__merge").eq("both")
-    used = pd.MultiIndex.from_frame(original[right_keys]).isin(
-        pd.MultiIndex.from_frame(left[[f"__key{i}" for i in range(len(pairs))]])
-    )
-    inputs.summary.leave_out(
-        f"joined into {left_display}",
-        original[dupes],
-        "repeats a join key (the first row with that key was used)",
-    )
-    inputs.summary.joined(original[~dupes], left_display, used[~dupes])
-    unmatched = int((~matched).sum())
-    if unmatched:
-        inputs.summary.note(
-            f"{unmatched} of {len(out)} rows of {left_display} found no row of {right_display} "
-            f"on {', '.join(f'{lk} = {rk}' for lk, rk in pairs)} (their joined columns are blank)"
-        )
-    return out.drop(columns=list(keyed.values()))
 
 
 # --------------------------------------------------------------------------- columns
@@ -257,6 +139,11 @@ class Extractor:
             value = spec.value
             text = ("true" if value else "false") if isinstance(value, bool) else str(value)
             return pd.Series(text, index=self.frame.index, dtype="str")
+        if spec.pick != "first":
+            raise ImportInputError(
+                f"{self.where}.{name}: {spec.pick}_of compares dates; {name} is not a date "
+                "column (list the columns under column: [a, b] for the first non-blank)"
+            )
         out = None
         for column in spec.columns:
             if column not in self.frame.columns:
@@ -273,9 +160,9 @@ class Extractor:
             out = out.mask(ignored)
             unmapped = self.summary.unmapped.pop(f"value of {name}", {})
             if unmapped:
-                listed = ", ".join(f"{k!r} ({v})" for k, v in list(unmapped.items())[:5])
                 self.summary.note(
-                    f"{self.where}.{name}.map does not cover {listed}; kept as written"
+                    f"{self.where}.{name}.map does not cover {listed_counts(unmapped)}; kept "
+                    "as written"
                 )
         return out
 
@@ -289,6 +176,8 @@ class Extractor:
         return self.raw(spec, name).astype("str")
 
     def timestamps(self, spec: Column, name: str, *, required: bool) -> pd.Series:
+        if spec.pick != "first":
+            return self._earliest_or_latest(spec, name, required=required)
         p = self._parsing(spec)
         where = f"{self.display}, column {self.label(spec)} ({self.where}.{name})"
         values, bad = parse_timestamps(
@@ -296,6 +185,36 @@ class Extractor:
         )
         self._unreadable(spec, name, bad, required=required, what="date")
         return values
+
+    def _earliest_or_latest(self, spec: Column, name: str, *, required: bool) -> pd.Series:
+        """Each column parsed on its own, then the earliest (or latest) readable date of the
+        row. An unreadable cell is ignored when another column of the row has a date."""
+        parsed, bad = [], []
+        for column in spec.columns:
+            one = spec.model_copy(update={"earliest_of": None, "latest_of": None, "column": column})
+            p = self._parsing(one)
+            where = f"{self.display}, column {self.label(one)} ({self.where}.{name})"
+            values, unreadable = parse_timestamps(
+                self.raw(one, name), formats=p.date_format, timezone=p.timezone, where=where
+            )
+            parsed.append(values)
+            bad.append(unreadable)
+        table = pd.concat(parsed, axis=1)
+        out = table.min(axis=1) if spec.pick == "earliest" else table.max(axis=1)
+        out = pd.Series(out, index=self.frame.index).astype(TIMESTAMP_DTYPE)
+        any_bad = np.logical_or.reduce(bad)
+        self._unreadable(
+            spec, name, any_bad & out.isna().to_numpy(), required=required, what="date"
+        )
+        ignored = any_bad & out.notna().to_numpy()
+        if ignored.any():
+            lines = self.frame.loc[ignored, LINE].head(5).tolist()
+            self.summary.note(
+                f"{self.display}, {self.where}.{name} ({spec.pick}_of {self.label(spec)}): "
+                f"{int(ignored.sum())} unreadable dates ignored, the other columns gave the "
+                f"date (lines {', '.join(map(str, lines))})"
+            )
+        return out
 
     def numbers(
         self, spec: Column, name: str, *, required: bool = False, currency: Currency | None = None
@@ -328,6 +247,10 @@ class Extractor:
                 )
         return values
 
+    def timezone(self, spec: Column) -> str:
+        """The zone ``spec``'s timestamps without an offset are read in."""
+        return self._parsing(spec).timezone or "UTC"
+
     def _parsing(self, spec: Column) -> Resolved:
         return resolve(
             Parsing(
@@ -342,7 +265,7 @@ class Extractor:
     def _unreadable(self, spec: Column, name: str, bad: np.ndarray, *, required: bool, what: str):
         if not bad.any():
             return
-        example = self.raw(spec, name)[bad].iloc[0]
+        example = self._example(spec, name, bad)
         if required:
             self.summary.leave_out(
                 self.table,
@@ -357,6 +280,12 @@ class Extractor:
                 f"{what}s left blank in {self.table}.{name} (e.g. {example!r}, lines "
                 f"{', '.join(map(str, lines))})"
             )
+
+    def _example(self, spec: Column, name: str, bad: np.ndarray) -> str:
+        if spec.pick == "first":
+            return self.raw(spec, name)[bad].iloc[0]
+        row = self.frame.loc[bad, spec.columns].iloc[0]
+        return " / ".join(str(v) for v in row.tolist())
 
     def typed(self, spec: Column, name: str, *, required: bool = False) -> pd.Series:
         """By the contract kind of ``name`` (or ``spec.type`` for attributes)."""
@@ -389,9 +318,17 @@ def normalise_direction(values: pd.Series, summary: ImportSummary, where: str) -
     mapped = values.map(lambda v: _DIRECTIONS.get(norm(v).replace(" ", "_")), na_action="ignore")
     odd = values.notna() & mapped.isna()
     if odd.any():
-        listed = ", ".join(repr(v) for v in values[odd].unique()[:5])
+        listed = listed_counts(values[odd].value_counts().to_dict())
         summary.note(
             f"{where}: {int(odd.sum())} direction values are not inbound/outbound ({listed}); "
             "left blank (map them with direction: {column: ..., map: {...}})"
         )
     return mapped.astype("str")
+
+
+def listed_counts(counts: dict, *, show: int = 5) -> str:
+    """``'a' (3), 'b' (1) and 4 more``: the first ``show`` names with their row counts."""
+    items = list(counts.items())
+    listed = ", ".join(f"{k!r} ({v})" for k, v in items[:show])
+    more = len(items) - show
+    return listed + (f" and {more} more" if more > 0 else "")

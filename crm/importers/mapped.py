@@ -13,17 +13,24 @@ from pathlib import Path
 import pandas as pd
 
 from crm.importers.assemble import assemble
+from crm.importers.combine import open_marker
 from crm.importers.common import (
     DERIVED,
     LINE,
     NOWHERE,
+    ORDER,
     SRC,
     ImportInputError,
     ImportResult,
     ImportSummary,
 )
 from crm.importers.eventlog import deals_from_events, split_events
-from crm.importers.extract import Extractor, Inputs, normalise_direction, source_rows
+from crm.importers.extract import (
+    Extractor,
+    Inputs,
+    listed_counts,
+    normalise_direction,
+)
 from crm.importers.mapping import (
     AccountsMapping,
     Column,
@@ -43,19 +50,22 @@ from crm.importers.names import (
     unmapped_notes,
 )
 from crm.importers.parsing import norm
+from crm.importers.rows import source_rows
 from crm.importers.snapshots import history_from_snapshots
 from crm.provenance import plural
 from crm.schemas import LOST, TIMESTAMP_DTYPE, WON, Funnel
 
 
 def import_mapped(
-    mapping: Path | Mapping, *, funnel: Funnel, base: Path | None = None
+    mapping: Path | Mapping, *, funnel: Funnel | None = None, base: Path | None = None
 ) -> ImportResult:
     """Import the exports a mapping file describes.
 
     ``mapping`` is a file (inputs are relative to its folder unless ``base`` is given)
-    or an already parsed :class:`Mapping` (then ``base`` is required). Raises
-    :class:`ImportInputError` for unusable input; bad rows are left out and counted.
+    or an already parsed :class:`Mapping` (then ``base`` is required). The mapping's own
+    ``funnel:`` wins over ``funnel`` (then returned as ``ImportResult.funnel``); one of the
+    two is required. Raises :class:`ImportInputError` for unusable input; bad rows are left
+    out and counted.
     """
     if isinstance(mapping, Mapping):
         if base is None:
@@ -64,11 +74,30 @@ def import_mapped(
     else:
         m = load_mapping(Path(mapping))
         base = base if base is not None else Path(mapping).parent
+    own = mapping_funnel(m)
+    funnel = own if own is not None else funnel
+    if funnel is None:
+        raise ImportInputError(
+            "the funnel is unknown: add funnel: {stages: [...]} to the mapping file, or pass "
+            "the params file whose funnel: section the stage names must match"
+        )
     summary = ImportSummary("mapped")
     run = _Run(m, Inputs(m, base, summary), funnel, summary)
     data = run.tables()
     unmapped_notes(summary, funnel, where="in the mapping file")
-    return ImportResult(data=data, summary=summary)
+    return ImportResult(data=data, summary=summary, funnel=own)
+
+
+def mapping_funnel(m: Mapping) -> Funnel | None:
+    """The funnel a mapping file carries (its ``funnel:`` section), if any."""
+    if m.funnel is None:
+        return None
+    return Funnel(
+        stages=tuple(m.funnel.stages),
+        won_label=m.funnel.won_label,
+        lost_label=m.funnel.lost_label,
+        exclude_attributes=tuple(m.funnel.exclude_attributes),
+    )
 
 
 class _Run:
@@ -90,12 +119,15 @@ class _Run:
             if deals is None:
                 deals = deals_from_events(events)
         assert deals is not None
+        d = self.m.deals
         return assemble(
             self.summary,
             deals,
             accounts=accounts,
             stage_history=_concat(history),
             touchpoints=_concat(touches),
+            combine=d.combine if d is not None else None,
+            closed_before_created=d.closed_before_created if d is not None else "keep",
         )
 
     def _extractor(self, section, table: str, where: str) -> Extractor:
@@ -125,6 +157,8 @@ class _Run:
         outcome = self._outcome(ex, d)
         if outcome is not None:
             cols["outcome"] = outcome
+        if d.order_by is not None:
+            cols[ORDER] = ex.timestamps(d.order_by, "order_by", required=False)
         deals = ex.finish(cols)
         if d.outcome is not None and d.outcome.won_list is not None:
             deals = self._won_list(deals, d.outcome)
@@ -147,15 +181,17 @@ class _Run:
             )
             odd = raw[mapped.eq("?")]
             if len(odd):
-                listed = ", ".join(f"{k!r} ({n})" for k, n in odd.value_counts().head(5).items())
+                listed = listed_counts(odd.value_counts().to_dict())
                 self.summary.note(
                     f"deals.outcome: values not under outcome.values: {listed}; treated as "
                     "open (map them to won, lost or open)"
                 )
-            return mapped.where(mapped.isin([WON, LOST])).astype("str")
+            outcome = mapped.where(mapped.isin([WON, LOST])).astype("str")
+            return open_marker(outcome, raw.where(mapped.notna()))
         if d.stage is not None:
             raw = ex.raw(d.stage, "stage")
-            return outcome_from_stage(self.stages, raw, self.summary, where="deals.stage")
+            outcome = outcome_from_stage(self.stages, raw, self.summary, where="deals.stage")
+            return open_marker(outcome, raw)
         return None
 
     def _won_list(self, deals: pd.DataFrame, outcome: Outcome) -> pd.DataFrame:
@@ -227,7 +263,14 @@ class _Run:
         )
         rows = rows[~rows.pop("_ign")]
         if h.format == "snapshots":
-            return history_from_snapshots(rows, self.summary, vanished=h.vanished)
+            return history_from_snapshots(
+                rows,
+                self.summary,
+                vanished=h.vanished,
+                every=h.snapshot_every,
+                timezone=ex.timezone(h.columns["snapshot_at"]),
+                partial_below=h.partial_below,
+            )
         if "_prev" in rows:
             initial = self._initial_stages(rows, deals)
             rows = pd.concat([initial, rows.drop(columns=["_prev"])], ignore_index=True)
@@ -339,10 +382,11 @@ def _lost_after(deals: pd.DataFrame, outcome: Outcome, summary: ImportSummary) -
     else:
         export = pd.concat([deals["created_at"], deals["closed_at"]]).max()
     deadline = deals["created_at"] + horizon
-    lost = deals["outcome"].isna() & (deadline <= export)
+    undecided = ~deals["outcome"].isin([WON, LOST])
+    lost = undecided & (deadline <= export)
     deals.loc[lost, "outcome"] = LOST
     deals.loc[lost, "closed_at"] = deadline[lost]
-    young = deals["outcome"].isna() & deals["created_at"].notna()
+    young = ~deals["outcome"].isin([WON, LOST]) & deals["created_at"].notna()
     summary.note(
         f"{plural(int(lost.sum()), 'deal')} without an outcome closed as lost "
         f"{outcome.lost_after_days:g} days after created_at; {int(young.sum())} younger than "

@@ -26,6 +26,7 @@ from crm.importers.mapping_sections import (
     DealsMapping,
     EventColumn,
     EventsMapping,
+    FunnelSpec,
     HistoryColumn,
     Outcome,
     StageHistoryMapping,
@@ -40,6 +41,7 @@ from crm.importers.mapping_sources import (
     InputSpec,
     Join,
     Parsing,
+    Rule,
     Scalar,
     Source,
     _column_shorthand,
@@ -59,12 +61,14 @@ __all__ = [
     "DealsMapping",
     "EventColumn",
     "EventsMapping",
+    "FunnelSpec",
     "HistoryColumn",
     "InputSpec",
     "Join",
     "Mapping",
     "Outcome",
     "Parsing",
+    "Rule",
     "Scalar",
     "Source",
     "StageHistoryMapping",
@@ -87,6 +91,7 @@ __all__ = [
 class Mapping(_Model):
     """A whole mapping file."""
 
+    funnel: FunnelSpec | None = None
     defaults: Parsing = Parsing()
     inputs: dict[str, InputSpec] = {}
     stages: dict[str, str | None] = {}
@@ -196,6 +201,7 @@ _MODELS = (
     TouchpointsMapping,
     Activity,
     EventsMapping,
+    FunnelSpec,
     Mapping,
 )
 _ALL_KEYS = {name for model in _MODELS for name in model.model_fields}

@@ -11,6 +11,7 @@ from pydantic import Field, field_validator, model_validator
 from crm.importers.mapping_sources import (
     Column,
     Currency,
+    Rule,
     Source,
     _column_shorthand,
     _columns_shorthand,
@@ -106,19 +107,34 @@ class _Table(Source):
 
 
 class DealsMapping(_Table):
+    """The deals table. Several rows of one deal_id are combined into one deal: per column
+    by its ``combine`` rule, in the time order of ``order_by`` (see :data:`COMBINE_DEFAULTS`)."""
+
     columns: dict[DealColumn, Column]
     stage: Column | None = None
     outcome: Outcome | None = None
     currency: Currency | None = None
+    combine: dict[str, Rule] = {}
+    order_by: Column | None = None
+    closed_before_created: Literal["keep", "exclude", "clamp"] = "keep"
 
     _shorthand = field_validator("columns", mode="before")(_columns_shorthand)
     _stage = field_validator("stage", mode="before")(_column_shorthand)
+    _order = field_validator("order_by", mode="before")(_column_shorthand)
+    _combine_keys = field_validator("combine", mode="before")(_keys_as_text)
 
     @model_validator(mode="after")
     def _required(self) -> DealsMapping:
         missing = [c for c in ("deal_id", "created_at") if c not in self.columns]
         if missing:
             raise ValueError(f"columns must map {' and '.join(missing)}")
+        known = {*self.columns, *self.attribute_columns(), "outcome"} - {"deal_id"}
+        unknown = sorted(set(self.combine) - known)
+        if unknown:
+            raise ValueError(
+                f"combine names {', '.join(map(repr, unknown))}, which is not a mapped column, "
+                f"attribute or 'outcome' (combinable: {', '.join(sorted(known))})"
+            )
         return self
 
 
@@ -140,6 +156,8 @@ class StageHistoryMapping(Source):
     columns: dict[HistoryColumn, Column]
     stage_dates: dict[str, str | None] = {}
     vanished: Literal["open", "lost"] = "open"
+    snapshot_every: Literal["day", "week"] | None = None
+    partial_below: float = Field(default=0.5, gt=0, lt=1)
 
     _shorthand = field_validator("columns", mode="before")(_columns_shorthand)
 
@@ -155,6 +173,9 @@ class StageHistoryMapping(Source):
             raise ValueError(f"format {self.format} needs columns: {', '.join(missing)}")
         if self.format == "stage_dates" and not self.stage_dates:
             raise ValueError("format stage_dates needs stage_dates: {date column: stage}")
+        snapshot_only = {"snapshot_every", "partial_below", "vanished"} & self.model_fields_set
+        if self.format != "snapshots" and snapshot_only:
+            raise ValueError(f"{', '.join(sorted(snapshot_only))} only apply to format: snapshots")
         return self
 
 
@@ -209,3 +230,22 @@ class EventsMapping(Source):
         if missing:
             raise ValueError(f"columns must map {', '.join(missing)}")
         return self
+
+
+class FunnelSpec(_Model):
+    """The funnel a mapping file was written for (the ``funnel:`` of params.yaml)."""
+
+    stages: list[str] = Field(min_length=1)
+    won_label: str = "won"
+    lost_label: str = "lost"
+    exclude_attributes: list[str] = []
+
+    @field_validator("stages")
+    @classmethod
+    def _distinct(cls, stages: list[str]) -> list[str]:
+        if len(set(stages)) != len(stages):
+            raise ValueError(f"funnel stages must be distinct, got {stages}")
+        clash = {"won", "lost"} & set(stages)
+        if clash:
+            raise ValueError(f"{sorted(clash)} are outcomes, not open stages")
+        return stages

@@ -11,6 +11,9 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 Scalar = str | int | float | bool
+#: How several rows become one value: per deal (``deals.combine``) or per join key
+#: (``join.agg``). first/last: the first/last non-blank value in time order.
+Rule = Literal["first", "last", "min", "max", "sum", "count"]
 
 
 class _Model(BaseModel):
@@ -52,10 +55,13 @@ class InputSpec(Parsing):
 
 class Column(_Model):
     """Where a contract column's values come from: a column (or the first non-blank of
-    several), or a constant ``value``; optionally a value ``map`` and parsing overrides."""
+    several), the earliest / latest of several date columns, or a constant ``value``;
+    optionally a value ``map`` and parsing overrides."""
 
     column: str | list[str] | None = None
     value: Scalar | None = None
+    earliest_of: list[str] | None = Field(default=None, min_length=1)
+    latest_of: list[str] | None = Field(default=None, min_length=1)
     map: dict[str, str | None] | None = None
     date_format: str | list[str] | None = None
     timezone: str | None = None
@@ -67,14 +73,28 @@ class Column(_Model):
 
     @model_validator(mode="after")
     def _one_source(self) -> Column:
-        if (self.column is None) == (self.value is None):
+        given = [self.column, self.value, self.earliest_of, self.latest_of]
+        if sum(v is not None for v in given) != 1:
             raise ValueError(
-                "give exactly one of 'column' (a source column) or 'value' (a constant)"
+                "give exactly one of 'column' (a source column, or a list: the first "
+                "non-blank), 'earliest_of' / 'latest_of' (a list of date columns) or "
+                "'value' (a constant)"
             )
         return self
 
     @property
+    def pick(self) -> Literal["first", "earliest", "latest"]:
+        """How several columns become one value: the first non-blank, or the earliest /
+        latest date."""
+        if self.earliest_of is not None:
+            return "earliest"
+        return "latest" if self.latest_of is not None else "first"
+
+    @property
     def columns(self) -> list[str]:
+        for several in (self.earliest_of, self.latest_of):
+            if several is not None:
+                return list(several)
         if self.column is None:
             return []
         return [self.column] if isinstance(self.column, str) else list(self.column)
@@ -96,13 +116,17 @@ class Join(_Model):
     """Add the columns of another input, matched on key columns (a left join).
 
     ``map`` rewrites this side's key values before matching (``GTXPro: GTX Pro``), for
-    exports whose lookup tables spell a key differently."""
+    exports whose lookup tables spell a key differently; it changes only the matching, not
+    the column's value. ``agg`` combines the other input's rows per key (product lines
+    summed into one amount); without it the first row of a repeated key is used."""
 
     input: str
     on: str | list[str] | dict[str, str]
     map: dict[str, str] = {}
+    agg: dict[str, Rule] = {}
 
     _map_keys = field_validator("map", mode="before")(_keys_as_text)
+    _agg_keys = field_validator("agg", mode="before")(_keys_as_text)
 
     def pairs(self) -> list[tuple[str, str]]:
         if isinstance(self.on, str):

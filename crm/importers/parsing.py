@@ -105,7 +105,8 @@ def _parse_with(values: pd.Series, fmt: str, zone: ZoneInfo) -> pd.Series:
         return pd.to_datetime(numbers, unit=unit, utc=True, errors="coerce").astype(TIMESTAMP_DTYPE)
     if fmt == "excel":
         days = pd.to_numeric(values, errors="coerce")
-        naive = _EXCEL_EPOCH + pd.to_timedelta(days, unit="D")
+        # serial days carry float noise (45280.395833 is 09:29:59.97): nearest second
+        naive = (_EXCEL_EPOCH + pd.to_timedelta(days, unit="D")).dt.round("s")
         return _localise(pd.Series(naive, index=values.index), zone)
     if "%z" in fmt or "%Z" in fmt:
         aware = np.ones(len(values), dtype=bool)

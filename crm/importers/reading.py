@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import difflib
 import io
+import zipfile
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -150,6 +151,10 @@ def _read_excel(path: Path, sheet: str | int | None, skip: int) -> tuple[pd.Data
         )
     except ValueError as exc:
         raise ImportInputError(f"{path}: cannot read sheet {sheet!r} ({exc})") from None
+    except (zipfile.BadZipFile, KeyError, EOFError) as exc:  # a damaged or fake workbook
+        raise ImportInputError(
+            f"{path}: not a readable Excel workbook ({exc}); export it again or save it as CSV"
+        ) from None
     except ImportError as exc:  # pragma: no cover - openpyxl is a project dependency
         raise ImportInputError(f"{path}: reading Excel needs openpyxl ({exc})") from None
     return frame, np.arange(skip + 2, skip + 2 + len(frame), dtype=np.int64)

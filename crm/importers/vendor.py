@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -39,7 +39,7 @@ class VendorMap(_Model):
     currency: Currency | None = None
     date_format: str | list[str] | None = None
     timezone: str | None = None
-    decimal: str | None = None
+    decimal: Literal[".", ","] | None = None
     thousands: str | None = None
 
     _names = field_validator("stages", "channels", "roles", mode="before")(_keys_as_text)
@@ -75,7 +75,11 @@ def load_vendor_map(path: Path | None, **overrides: Any) -> VendorMap:
         return VendorMap.model_validate(raw)
     except ValidationError as exc:
         problems = "; ".join(dict.fromkeys(_problem(e) for e in exc.errors()))
-        raise ImportInputError(f"{path or 'options'}: {problems}") from None
+        given = {k for k, v in overrides.items() if v is not None}
+        where = path or "options"
+        if given and all(e["loc"] and str(e["loc"][0]) in given for e in exc.errors()):
+            where = "command-line option"
+        raise ImportInputError(f"{where}: {problems}") from None
 
 
 def squash(name: object) -> str:
@@ -89,8 +93,14 @@ def find_export(folder: Path, stems: Iterable[str]) -> Path | None:
     hits = [
         p
         for p in sorted(Path(folder).iterdir())
-        if p.is_file() and p.suffix.lower() in EXPORT_SUFFIXES and squash(p.stem) in wanted
+        if p.suffix.lower() in EXPORT_SUFFIXES and squash(p.stem) in wanted
     ]
+    odd = [p for p in hits if not p.is_file()]  # a folder, pipe, device or broken link
+    if odd:
+        raise ImportInputError(
+            f"{odd[0]}: not a regular file (a folder, pipe, device or broken link); "
+            "replace it by the exported file"
+        )
     if len(hits) > 1:
         names = ", ".join(p.name for p in hits)
         raise ImportInputError(

@@ -10,11 +10,14 @@ the eventual outcome of deals that are still open.
 
 The modules: ``timeline`` (time and calendars), ``accounts``, ``owners``, ``deals``
 (attributes and hidden quality), ``progression`` (stage process, exact win probability),
-``touchpoints``, ``frames`` (typed tables), ``messy`` (dirt of real exports).
+``touchpoints``, ``frames`` (typed tables), ``messy`` (dirt of real exports),
+``scenarios`` and ``recording`` (failure scenarios of real exports), ``truth`` (reading
+the hidden truth).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -28,10 +31,26 @@ from crm.synthetic.deals import SOURCES, make_deals
 from crm.synthetic.messy import make_messy
 from crm.synthetic.owners import make_owners, n_owners_for
 from crm.synthetic.progression import simulate, win_probability
+from crm.synthetic.scenarios import (
+    SCENARIOS,
+    UnknownScenarioError,
+    adjust_deals,
+    scenario_order,
+    scenario_start,
+    transform_frames,
+)
 from crm.synthetic.timeline import Timeline
 from crm.synthetic.touchpoints import account_touches, combine, deal_touches, make_contacts
+from crm.synthetic.truth import truth_won_within
 
-__all__ = ["SyntheticCRM", "generate_crm", "win_probability"]
+__all__ = [
+    "SCENARIOS",
+    "SyntheticCRM",
+    "UnknownScenarioError",
+    "generate_crm",
+    "truth_won_within",
+    "win_probability",
+]
 
 
 @dataclass(frozen=True)
@@ -51,14 +70,21 @@ class SyntheticCRM:
       ``days_in_stage``);
     * ``p_win_true``: the exact P(eventually won | quality, entry stage) at creation;
     * ``eventual_outcome``, ``eventual_closed_at`` (simulated beyond as_of for open deals)
-      and ``open_at_as_of``.
+      and ``open_at_as_of``: the real, uncut outcome, close time and state at as_of, also
+      where a scenario makes the CRM record them late or cut them (see
+      :func:`truth_won_within`);
+    * with scenarios only: ``created_at_true`` (the real creation, before
+      ``left-truncated`` moves it) and, with ``level-shift``, the quality part
+      ``level_shift``. ``left-truncated`` leaves out the rows of the deals it leaves out.
 
-    ``dirt`` counts the rows of each kind of injected dirt (empty when clean).
+    ``dirt`` counts the rows of each kind of injected dirt (empty when clean);
+    ``scenarios`` says what each applied scenario did (empty without scenarios).
     """
 
     data: CRMData
     truth: pd.DataFrame
     dirt: dict[str, int] = field(default_factory=dict)
+    scenarios: dict[str, str] = field(default_factory=dict)
 
 
 def generate_crm(
@@ -69,26 +95,31 @@ def generate_crm(
     as_of: pd.Timestamp,
     funnel: Funnel,
     messy: bool,
+    scenarios: Sequence[str] = (),
 ) -> SyntheticCRM:
     """Simulate a CRM of ``n_deals`` deals created in ``[start, as_of)``, censored at as_of.
 
     Naive ``start``/``as_of`` are UTC. The same arguments always give identical frames (one
     seeded generator, split into independent streams per step). Needs at least one open
     stage and a period of more than 30 days; two years or more gives the seasonality and
-    trend room to show.
+    trend room to show. ``scenarios`` names failure scenarios of real exports to apply
+    (:data:`SCENARIOS`, see ``crm.synthetic.scenarios``; an unknown name raises
+    :class:`UnknownScenarioError`); without them the output is the plain generator's.
     """
     if n_deals < 1:
         raise ValueError(f"n_deals must be >= 1, not {n_deals}")
     if not funnel.stages:
         raise ValueError("the funnel needs at least one open stage")
-    timeline = Timeline.between(start, as_of)
+    names = scenario_order(scenarios)
+    timeline = Timeline.between(scenario_start(names, start, as_of), as_of)
     k = len(funnel.stages)
-    rng_acc, rng_own, rng_deal, rng_path, rng_cont, rng_touch, rng_mess = np.random.default_rng(
-        seed
-    ).spawn(7)
+    # spawn(8) gives the same first seven streams as spawn(7): scenarios use the eighth
+    streams = np.random.default_rng(seed).spawn(8)
+    rng_acc, rng_own, rng_deal, rng_path, rng_cont, rng_touch, rng_mess, rng_scen = streams
     accounts = make_accounts(rng_acc, n_accounts_for(n_deals))
     owners = make_owners(rng_own, n_owners_for(n_deals), timeline.horizon)
     deals = make_deals(rng_deal, timeline, accounts, owners, n_deals, k)
+    deals, notes = adjust_deals(names, deals, timeline=timeline, n_stages=k)
     first_deal = np.full(len(accounts), np.nan)
     buyers, first = np.unique(deals.account, return_index=True)
     first_deal[buyers] = deals.created[first]
@@ -143,7 +174,12 @@ def generate_crm(
     )
     p_win = win_probability(deals.quality, deals.entry, k, days_in_stage=None, dwell_scale=None)
     truth = frames.truth_frame(deals, paths, deal_frame, p_win, funnel, timeline)
+    if names:
+        data, truth, recorded = transform_frames(
+            names, data, truth, timeline=timeline, rng=rng_scen
+        )
+        notes = {name: {**notes, **recorded}[name] for name in names}
     if not messy:
-        return SyntheticCRM(data=data, truth=truth)
+        return SyntheticCRM(data=data, truth=truth, scenarios=notes)
     dirty, dirt = make_messy(rng_mess, data)
-    return SyntheticCRM(data=dirty, truth=truth, dirt=dirt)
+    return SyntheticCRM(data=dirty, truth=truth, dirt=dirt, scenarios=notes)

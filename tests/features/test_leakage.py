@@ -245,3 +245,36 @@ def test_row_order_of_every_table_does_not_matter():
         shuffled = shuffled.with_table(name, frame.iloc[rng.permutation(len(frame))])
     t = pd.Timestamp("2024-09-02", tz="UTC")
     pd.testing.assert_frame_equal(features(shuffled, t), features(data, t), check_exact=True)
+
+
+def hazard_training_frame(data: CRMData, t: pd.Timestamp) -> pd.DataFrame:
+    """The hazard model's training rows at cutoff t: weekly snapshots up to t, labelled as
+    known at t, expanded to (snapshot, interval, event) rows with their features."""
+    from features.build import build_feature_set
+    from models.intervals import interval_edges, interval_rows, with_interval
+
+    dates = pd.date_range(t - 84 * DAY, t, freq="7D")
+    built = build_feature_set(
+        data, as_of_dates=dates, funnel=FUNNEL, data_end=t, horizons_days=(30,), **SETTINGS
+    )
+    edges = interval_edges((7, 14, 28, 56), 30)
+    rows = interval_rows(built.labels, edges)
+    frame = with_interval(built.features, rows.row, rows.k, edges, built.features["as_of"])
+    frame["event"] = rows.event
+    return frame
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(scenarios())
+def test_editing_the_future_never_changes_the_hazard_training_frame(scenario):
+    """Every interval row the hazard model trains on at cutoff t, and its event, is fixed
+    by what was known at t: only intervals fully observed by t exist, whatever came later."""
+    seed, t, edits, edit_seed = scenario
+    data = generated(seed)
+    rng = np.random.default_rng(edit_seed)
+    edited = data
+    for name in edits:
+        edited = EDITS[name](edited, t, rng)
+    before = hazard_training_frame(data, t)
+    assert len(before) > 0
+    pd.testing.assert_frame_equal(hazard_training_frame(edited, t), before, check_exact=True)

@@ -14,6 +14,7 @@ from features.build import FeatureSet, build_feature_set
 from features.snapshots import latest_timestamp, snapshot_dates
 from models.baselines import LogisticBaseline
 from models.close_probability import CloseProbabilityModel
+from models.hazard import HazardCloseModel
 from models.next_stage import NextStageModel
 from models.splits import TimeSplit, time_split
 
@@ -44,13 +45,41 @@ def close_model(**overrides) -> CloseProbabilityModel:
         "colsample_bytree": 0.8,
         "early_stopping_rounds": 10,
         "calibration_fraction": 0.2,
+        "calibration": "sigmoid",
         "min_isotonic_rows": 1000,
         "stage_prior_strength": 20.0,
         "blend_weights": WEIGHTS,
         "guard_z": 2.0,
+        "probability_floor": 0.005,
+        "n_jobs": 1,
         "random_state": 0,
     }
     return CloseProbabilityModel(**(settings | overrides))
+
+
+def hazard_model(**overrides) -> HazardCloseModel:
+    settings = {
+        "horizon_days": HORIZON,
+        "edges_days": (7, 14, 28, 56, 91, 135, 180, 270, 365),
+        "folds": 3,
+        "n_estimators": 60,
+        "learning_rate": 0.1,
+        "num_leaves": 15,
+        "min_child_samples": 40,
+        "reg_lambda": 1.0,
+        "colsample_bytree": 0.8,
+        "early_stopping_rounds": 10,
+        "stage_prior_strength": 20.0,
+        "blend_weights": WEIGHTS,
+        "guard_z": 2.0,
+        "recalibration_days": 91,
+        "recalibration_prior": 100.0,
+        "probability_floor": 0.005,
+        "drift_max": 0.25,
+        "n_jobs": 1,
+        "random_state": 0,
+    }
+    return HazardCloseModel(**(settings | overrides))
 
 
 def next_model(states: tuple[str, ...] = FUNNEL.states) -> NextStageModel:
@@ -83,6 +112,8 @@ class Backtest:
     train: FeatureSet
     test: FeatureSet
     data_end: pd.Timestamp
+    train_all: FeatureSet  # every snapshot up to the cutoff (the hazard model's rows)
+    now: FeatureSet  # the snapshot at the cutoff (the rows a model trained then scores)
 
 
 def backtest(data: CRMData, truth: pd.DataFrame, funnel: Funnel = FUNNEL) -> Backtest:
@@ -95,7 +126,15 @@ def backtest(data: CRMData, truth: pd.DataFrame, funnel: Funnel = FUNNEL) -> Bac
     test = build_feature_set(
         data, as_of_dates=split.test, funnel=funnel, data_end=data_end, **FEATURE_SETTINGS
     )
-    return Backtest(data, truth, split, train, test, data_end)
+    every = build_feature_set(
+        data, as_of_dates=dates[dates <= CUTOFF], funnel=funnel, data_end=CUTOFF,
+        **FEATURE_SETTINGS,
+    )  # fmt: skip
+    now = build_feature_set(
+        data, as_of_dates=pd.DatetimeIndex([CUTOFF]), funnel=funnel, data_end=CUTOFF,
+        **FEATURE_SETTINGS,
+    )  # fmt: skip
+    return Backtest(data, truth, split, train, test, data_end, every, now)
 
 
 def generated(n_deals: int, seed: int, funnel: Funnel = FUNNEL):
@@ -123,3 +162,26 @@ def fitted_close(small_backtest: Backtest) -> CloseProbabilityModel:
     return close_model().fit(
         small_backtest.train.features[known].reset_index(drop=True), labels[known].to_numpy(bool)
     )
+
+
+def fit_all(bt: Backtest, **overrides):
+    """Every model of ``fit_models`` on a backtest's rows (test-size settings)."""
+    from models.baselines import StageRateTable
+    from models.train import fit_models
+
+    settings = {
+        "close": hazard_model(),
+        "fixed_horizon": close_model(),
+        "stage_rate": StageRateTable(prior_strength=20.0),
+        "logreg": logreg(),
+        "next_stage": next_model(),
+    }
+    return fit_models(
+        bt.train_all.features, bt.train_all.labels, horizon_days=HORIZON, cutoff=CUTOFF,
+        score_features=bt.now.features, **(settings | overrides),
+    )  # fmt: skip
+
+
+@pytest.fixture(scope="session")
+def fitted_models(small_backtest: Backtest):
+    return fit_all(small_backtest)

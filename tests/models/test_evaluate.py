@@ -13,26 +13,20 @@ from models.evaluate import (
     prediction_frame,
 )
 from models.metrics import binary_metrics
-from models.train import fit_models, next_stage_coverage
-from tests.models.conftest import HORIZON, close_model, logreg, next_model
+from models.train import next_stage_coverage
+from tests.models.conftest import HORIZON
 
 COLUMNS = [
     "deal_id", "as_of", "p_win", "won", "stage", "next_stage_pred", "next_stage_true",
     "p_next_stage", "p_win_base_rate", "p_win_stage_rate", "p_win_logreg",
+    "p_win_fixed_horizon", "p_win_lightgbm", "drift_fallback",
     "p_next_stage_transition_matrix",
 ]  # fmt: skip
 
 
 @pytest.fixture(scope="module")
-def predictions(small_backtest):
-    models = fit_models(
-        small_backtest.train.features,
-        small_backtest.train.labels,
-        horizon_days=HORIZON,
-        close=close_model(),
-        logreg=logreg(),
-        next_stage=next_model(),
-    )
+def predictions(small_backtest, fitted_models):
+    models = fitted_models
     test = small_backtest.test
     return prediction_frame(
         test.features, test.labels, models, horizon_days=HORIZON, data_end=small_backtest.data_end

@@ -55,6 +55,8 @@ def test_generate_then_validate(tmp_path, params_file):
     result = invoke("validate", str(out), "--report", str(report), "--params", str(params_file))
     assert result.exit_code == 0, result.output
     assert "data is usable" in result.output
+    assert "funnel as of" in result.output and "open deals censored" in result.output
+    assert "naive" in result.output  # the naive numbers beside the honest ones
     assert json.loads(report.read_text())["ok"] is True
 
 
@@ -124,7 +126,8 @@ def test_demo_runs_end_to_end_on_small_data(params_file, tmp_path, monkeypatch):
         assert step in out
     assert "funnel as of" in out and "win rate" in out
     assert "promoted to champion: first model" in out
-    exports = sorted((tmp_path / "data" / "exports").glob("prioritised_leads_*"))
+    (export,) = (tmp_path / "data" / "exports").glob("prioritised_leads_*")
+    exports = sorted(export.iterdir())
     assert [p.suffix for p in exports] == [".csv", ".parquet", ".xlsx"]
     leads = pd.read_csv(exports[0])
     assert leads["rank"].tolist() == list(range(1, len(leads) + 1))

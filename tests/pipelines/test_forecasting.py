@@ -74,8 +74,15 @@ def test_forecast_end_to_end(project):
     assert set(backtest.columns) >= BACKTEST_COLUMNS
     periods = backtest["period"].unique()
     assert len(periods) >= 4
-    assert len(backtest) == 3 * len(periods)
-    assert set(backtest.groupby("period")["method"].agg(frozenset)) == {frozenset(METHODS)}
+    origins = backtest[["period", "origin_at"]].drop_duplicates()
+    assert len(backtest) == 3 * len(origins)  # each method once per (period, origin)
+    assert set(backtest.groupby(["period", "origin_at"])["method"].agg(frozenset)) == {
+        frozenset(METHODS)
+    }
+    quarters = backtest[backtest["kind"] == "quarter"]
+    assert set(quarters["origin_at"]) == {"start", "mid"}
+    mid = quarters[quarters["origin_at"] == "mid"]
+    assert (mid["origin"] > pd.to_datetime(mid["period"].str[:4] + "-01-01", utc=True)).all()
     rep = backtest[backtest["method"] == "rep_close_dates"]
     assert (rep["p10"] == rep["forecast"]).all() and (rep["p90"] == rep["forecast"]).all()
     # the actual is the same for every method and recomputable from the deals
@@ -89,7 +96,7 @@ def test_forecast_end_to_end(project):
     metrics = json.loads((out / "forecast_backtest.json").read_text())
     assert set(metrics["methods"]) == METHODS
     for name, m in metrics["methods"].items():
-        rows = backtest[backtest["method"] == name]
+        rows = backtest[(backtest["method"] == name) & (backtest["kind"] == "month")]
         inside = ((rows["p10"] <= rows["actual"]) & (rows["actual"] <= rows["p90"])).mean()
         assert m["coverage_p10_p90"] == pytest.approx(inside)
         err = (rows["forecast"] - rows["actual"]).sum() / rows["actual"].sum()

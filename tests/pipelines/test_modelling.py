@@ -176,4 +176,30 @@ def test_a_cutoff_without_history_exits_2(project):
         "train", "--data", raw, "--as-of", "2024-02-01", "--no-track", "--params", params
     )
     assert result.exit_code == 2
-    assert "no training snapshot" in result.output
+    assert "no training snapshot" in result.output, result.output
+
+
+def test_a_short_history_backtests_with_default_params_except_the_horizon(tmp_path):
+    """Five months of 30-day deals (the ``short`` scenario): ``evaluate`` without --as-of
+    picks its cutoff from the data and measures on test rows with a known outcome."""
+    from pipelines.modelling import run_evaluate
+    from pipelines.params import load_params
+
+    p = load_params(ROOT / "params.yaml")
+    crm = generate_crm(
+        n_deals=700, seed=5, start=pd.Timestamp("2024-01-01", tz="UTC"),
+        as_of=pd.Timestamp("2026-06-30", tz="UTC"), funnel=p.funnel.to_funnel(), messy=False,
+        scenarios=("short",),
+    )  # fmt: skip
+    run = run_evaluate(
+        folder=tmp_path, funnel=p.funnel.to_funnel(), features=p.features,
+        train=p.train.model_copy(update={"horizon_days": 30}), seed=0, artifacts=tmp_path,
+        as_of=None, test_days=p.evaluate.test_days, out=None, ece_bins=10, data=crm.data,
+    )  # fmt: skip
+    known = run.metrics["test_window"]["rows_with_known_outcome"]
+    assert known >= 100, run.metrics["test_window"]
+    served = run.metrics["close_probability"]["overall"]["p_win"]
+    p_win = run.predictions["p_win"]
+    assert p_win.min() >= 0.005 and p_win.max() <= 0.995
+    base = run.metrics["close_probability"]["overall"]["p_win_base_rate"]
+    assert served["log_loss"] < base["log_loss"]

@@ -82,7 +82,7 @@ def test_score_before_any_training_says_to_train_first(project, tmp_path, monkey
 def test_score_writes_a_reproducible_ranked_export(trained):
     folder, data = trained
     exports = folder / "data/exports"
-    files = {fmt: exports / f"{STEM}.{fmt}" for fmt in ("csv", "xlsx", "parquet")}
+    files = {fmt: exports / STEM / f"{STEM}.{fmt}" for fmt in ("csv", "xlsx", "parquet")}
     assert all(p.exists() for p in files.values())
     first = files["csv"].read_bytes()
     leads = pd.read_csv(files["csv"])
@@ -99,17 +99,27 @@ def test_score_writes_a_reproducible_ranked_export(trained):
     again = _score(folder)
     assert again.exit_code == 0, again.output
     assert files["csv"].read_bytes() == first
-    assert not [p for p in exports.iterdir() if p.name.startswith(".")]  # no temp files left
+    assert sorted(p.name for p in exports.iterdir()) == [".sets", STEM]  # no temp files left
+    assert len(list((exports / ".sets").iterdir())) == 1  # the replaced set is gone
+
+
+def test_scoring_leaves_the_champions_model_folder_alone(trained):
+    folder, _ = trained
+    models = folder / "mlruns"
+    before = {p: p.stat().st_mtime_ns for p in models.rglob("*")}
+    assert _score(folder, "--out", folder / "again").exit_code == 0
+    assert {p: p.stat().st_mtime_ns for p in models.rglob("*")} == before
+    assert not list(models.rglob("registered_model_meta"))
 
 
 def test_owner_filter_exports_only_their_deals_with_team_ranks(trained):
     folder, _ = trained
-    full = pd.read_csv(folder / f"data/exports/{STEM}.csv")
+    full = pd.read_csv(folder / f"data/exports/{STEM}/{STEM}.csv")
     owners = full["owner_id"].value_counts().index[:2].tolist()
     result = _score(folder, "--owner", owners[0], "--owner", owners[1], "--out", folder / "mine")
     assert result.exit_code == 0, result.output
-    name = f"{STEM}_owner-{min(owners)}_owner-{max(owners)}.csv"
-    mine = pd.read_csv(folder / "mine" / name)
+    name = f"{STEM}_owner-{min(owners)}_owner-{max(owners)}"
+    mine = pd.read_csv(folder / "mine" / name / f"{name}.csv")
     assert set(mine["owner_id"]) == set(owners)
     expected = full[full["owner_id"].isin(owners)].reset_index(drop=True)
     pd.testing.assert_frame_equal(mine, expected)
@@ -125,3 +135,43 @@ def test_unknown_owner_and_a_date_without_open_deals_exit_2(trained):
     )  # fmt: skip
     assert result.exit_code == 2 and "no deal open at 2023-06-01" in result.output
     assert not (folder / "none").exists()
+
+
+def test_hostile_ids_reach_the_spreadsheets_as_text(trained, tmp_path):
+    """Issue 16 items 1 and 11 end to end: formula-like deal and owner ids are scored, the
+    CSV cells are quote-prefixed, the XLSX holds no formula, the Parquet the raw ids; owners
+    ``a/b`` and ``a-b`` get their own files."""
+    import zipfile
+
+    folder, data = trained
+    payloads = ['=HYPERLINK("http://x","x")', "+cmd|' /C calc'!A0", "@SUM(1+1)", "-2+3"]
+    as_of = pd.DatetimeIndex([pd.Timestamp(AS_OF, tz="UTC")])
+    open_ids = open_deals_at(data.deals, as_of)["deal_id"].tolist()[: len(payloads)]
+    rename = dict(zip(open_ids, payloads, strict=True))
+    deals = data.deals.assign(deal_id=data.deals["deal_id"].replace(rename))
+    deals.loc[deals["deal_id"] == payloads[0], "owner_id"] = "a/b"
+    deals.loc[deals["deal_id"] == payloads[1], "owner_id"] = "a-b"
+    history = data.stage_history.assign(deal_id=data.stage_history["deal_id"].replace(rename))
+    touches = data.touchpoints.assign(deal_id=data.touchpoints["deal_id"].replace(rename))
+    crm = data.with_table("deals", deals).with_table("stage_history", history)
+    write_crm(crm.with_table("touchpoints", touches), tmp_path / "raw", fmt="csv")
+    run = invoke(
+        "score", "--data", tmp_path / "raw", "--as-of", AS_OF, "--out", tmp_path / "x",
+        "--params", folder / "params.yaml",
+    )  # fmt: skip
+    assert run.exit_code == 0, run.output
+    base = tmp_path / "x" / STEM / STEM
+    csv_ids = pd.read_csv(f"{base}.csv", dtype=str)["deal_id"]
+    assert {"'" + p for p in payloads} <= set(csv_ids)
+    assert set(payloads) <= set(pd.read_parquet(f"{base}.parquet")["deal_id"])
+    with zipfile.ZipFile(f"{base}.xlsx") as archive:
+        assert "<f>" not in archive.read("xl/worksheets/sheet1.xml").decode("utf-8")
+    names = []
+    for owner in ("a/b", "a-b"):
+        result = invoke(
+            "score", "--data", tmp_path / "raw", "--as-of", AS_OF, "--out", tmp_path / "o",
+            "--owner", owner, "--params", folder / "params.yaml",
+        )  # fmt: skip
+        assert result.exit_code == 0, result.output
+    names = sorted(p.name for p in (tmp_path / "o").iterdir() if not p.name.startswith("."))
+    assert names == [f"{STEM}_owner-a%2Fb", f"{STEM}_owner-a-b"]

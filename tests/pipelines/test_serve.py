@@ -4,6 +4,7 @@ auth policy that decides whether the server may start."""
 from __future__ import annotations
 
 import json
+import socket
 from pathlib import Path
 
 import pandas as pd
@@ -12,15 +13,18 @@ import yaml
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
+from crm.data import CRMData
 from crm.synthetic import generate_crm
 from crm.write import write_crm
+from pipelines import serve as serve_module
 from pipelines.cli import app as cli
 from pipelines.modelling import run_train
 from pipelines.params import Params
-from pipelines.serve import build_scorer, is_loopback, resolve_token
+from pipelines.serve import build_scorer, is_loopback, resolve_token, score_crm
 from pipelines.steps import StepError, load_and_validate
 from pipelines.tracking import Champion
 from serving.api import create_app
+from serving.deal_groups import groups
 
 ROOT = Path(__file__).resolve().parents[2]
 TOKEN = "integration-test-token-0123456789"
@@ -59,7 +63,10 @@ def served(tmp_path_factory):
         horizon_days=p.train.horizon_days, as_of=None,
     )  # fmt: skip
     app = create_app(scorer=scorer, token=TOKEN, max_body_bytes=p.serve.max_body_bytes,
-                     max_rows=p.serve.max_rows, funnel=funnel)  # fmt: skip
+                     max_rows=p.serve.max_rows, funnel=funnel,
+                     read_timeout_s=p.serve.read_timeout_seconds,
+                     score_threads=p.serve.score_threads,
+                     batch_max=p.serve.batch_max)  # fmt: skip
     return scorer, data, TestClient(app)
 
 
@@ -147,3 +154,145 @@ def test_cli_refuses_no_auth_off_loopback_and_a_missing_token(monkeypatch):
     assert exposed.exit_code == 2 and "loopback" in exposed.output
     missing = CliRunner().invoke(cli, ["serve", "--params", params])
     assert missing.exit_code == 2 and "DEALCAST_API_TOKEN" in missing.output
+
+
+def _as_new(body: dict, deal_id: str) -> dict:
+    out = {**body, "deal": body["deal"] | {"deal_id": deal_id}}
+    out["stage_history"] = [r | {"deal_id": deal_id} for r in body["stage_history"]]
+    out["touchpoints"] = [r | {"deal_id": deal_id} for r in body["touchpoints"]]
+    return out
+
+
+def _history(data, deal_id: str, new_id: str):
+    """The CRM's own rows of one deal under a new id, typed (a posted one-deal CRM)."""
+    tables = {}
+    for name in ("deals", "stage_history", "touchpoints"):
+        frame = data.table(name)
+        tables[name] = frame[frame["deal_id"] == deal_id].assign(deal_id=new_id)
+        tables[name] = tables[name].reset_index(drop=True)
+    return CRMData(**tables)
+
+
+def test_a_posted_new_deal_gets_exactly_the_row_the_export_would_give_it(served):
+    """The full export's way (the deal appended to the CRM, everything re-scored) against
+    the API's (the cached day, features of that deal alone)."""
+    scorer, data, client = served
+    for k, deal_id in enumerate(scorer.leads["deal_id"].iloc[[0, 7, 40, -1]]):
+        new = f"API-EXACT-{k}"
+        response = client.post("/score", json=_as_new(_body(data, deal_id), new), headers=AUTH)
+        assert response.status_code == 200, response.text
+        (row,) = response.json()["deals"]
+        posted = _history(data, deal_id, new)
+        full = data
+        for name in ("deals", "stage_history", "touchpoints"):
+            both = pd.concat([data.table(name), posted.table(name)], ignore_index=True)
+            full = full.with_table(name, both)
+        export = score_crm(full, scorer=scorer)
+        expected = _records(export[export["deal_id"] == new])[0]
+        for column, value in expected.items():
+            if column not in ("rank", "owner_rank", "as_of"):
+                assert row[column] == pytest.approx(value, abs=1e-12), column
+
+
+def test_reposting_a_crm_deal_without_rows_keeps_its_stage_and_says_so(served):
+    scorer, data, client = served
+    top = scorer.leads.iloc[3]
+    body = {"deal": _body(data, top["deal_id"])["deal"]}
+    response = client.post("/score", json=body, headers=AUTH)
+    assert response.status_code == 200, response.text
+    (row,) = response.json()["deals"]
+    assert row["stage"] == top["stage"] is not None
+    assert row["p_win"] == pytest.approx(top["p_win"], abs=1e-9)
+    rules = [w["rule"] for w in response.json()["warnings"]]
+    assert rules[0] == "replaces_crm_deal" and "crm_rows_kept" in rules
+
+
+def test_deals_posted_together_get_what_each_gets_alone(served):
+    """Batches group deals that cannot change each other's features (shared owners and
+    accounts land in different groups); every result equals the deal scored alone."""
+    scorer, data, _ = served
+    ids = scorer.leads["deal_id"].iloc[:30].tolist()
+    histories = [_history(data, d, f"BATCH-{i}") for i, d in enumerate(ids)]
+    histories += [_history(data, d, d) for d in ids[:6]]  # reposts, identical rows
+    together = scorer.score_deals(histories)
+    assert len(groups(scorer.index, histories)) < len(histories)
+    for history, result in zip(histories, together, strict=True):
+        (alone,) = scorer.score_deals([history])
+        pd.testing.assert_frame_equal(result[0], alone[0])
+        assert [n.message for n in result[1]] == [n.message for n in alone[1]]
+
+
+def test_short_tokens_are_refused_with_how_to_make_one(monkeypatch):
+    monkeypatch.setenv("DEALCAST_API_TOKEN", "x" * 31)
+    result = CliRunner().invoke(cli, ["serve", "--params", str(ROOT / "params.yaml")])
+    assert result.exit_code == 2
+    assert "31 characters" in result.output and "openssl rand -hex 32" in result.output
+
+
+def test_host_and_port_are_checked_before_anything_is_loaded(monkeypatch, tmp_path):
+    """A missing CRM folder would fail the load: these fail first, on the cheap checks."""
+    monkeypatch.setenv("DEALCAST_API_TOKEN", TOKEN)
+    base = ["serve", "--params", str(ROOT / "params.yaml"), "--data", str(tmp_path / "none")]
+    unknown = CliRunner().invoke(cli, [*base, "--host", "no-such-host.invalid"])
+    assert unknown.exit_code == 2 and "not a known host" in unknown.output
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = str(busy.getsockname()[1])
+        taken = CliRunner().invoke(cli, [*base, "--port", port])
+    assert taken.exit_code == 2 and "cannot listen on http://127.0.0.1:" in taken.output
+
+
+def test_bracketed_ipv6_loopback_passes_the_checks_then_loads(monkeypatch):
+    monkeypatch.delenv("DEALCAST_API_TOKEN", raising=False)
+    loaded = []
+
+    def fake_load(folder, **kw):
+        loaded.append(folder)
+        raise StepError("stop here")
+
+    monkeypatch.setattr(serve_module, "_load_app", fake_load)
+    with pytest.raises(StepError, match="stop here"):
+        serve_module.run_serve(
+            folder=Path("raw"), params=_params(), host="[::1]", port=0, as_of=None,
+            no_auth=True, environ={},
+        )  # fmt: skip
+    assert loaded == [Path("raw")]
+
+
+def test_a_client_that_never_finishes_its_request_head_is_disconnected():
+    """uvicorn alone waits for a request head forever; the served protocol does not."""
+    import threading
+    import time
+
+    import uvicorn
+
+    from pipelines.serve_http import head_timeout_protocol, listen
+
+    sock = listen("127.0.0.1", 0)
+    config = uvicorn.Config(
+        create_app_for_head_test(), log_level="warning", http=head_timeout_protocol(0.5)
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.01)
+    try:
+        for sent in (b"", b"GET /health HTTP/1.1\r\nHost: x\r\n"):  # nothing, half a head
+            with socket.create_connection(sock.getsockname()) as conn:
+                conn.settimeout(5)
+                started = time.monotonic()
+                conn.sendall(sent)
+                assert conn.recv(100) == b""  # closed by the server
+                assert time.monotonic() - started < 3
+    finally:
+        server.should_exit = True
+        thread.join(5)
+
+
+def create_app_for_head_test():
+    async def app(scope, receive, send):  # never reached: no complete head arrives
+        raise AssertionError("no request should reach the app")
+
+    return app

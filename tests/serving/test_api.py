@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 import copy
+import socket
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
 
+import httpx
 import pandas as pd
 import pytest
+import uvicorn
 from fastapi.testclient import TestClient
 
 from crm.data import CRMData
@@ -13,7 +19,7 @@ from crm.schemas import Funnel
 from serving.api import create_app
 
 FUNNEL = Funnel(stages=("lead", "qualified", "proposal"), won_label="Closed Won", lost_label="Lost")
-TOKEN = "s3cret-token-for-tests"
+TOKEN = "s3cret-token-for-tests-0123456789abcdef"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 AS_OF = pd.Timestamp("2026-06-30", tz="UTC")
 
@@ -32,6 +38,7 @@ RANKED = pd.DataFrame(
         "p_next_stage": [0.5, 0.4, 0.3, 0.35],
         "reasons_up": ["recent meeting", "", "", ""],
         "reasons_down": ["", "", "no touches in 30 days", ""],
+        "as_of": AS_OF,
         "model_version": "3",
         "data_fingerprint": "abc123",
     }
@@ -46,17 +53,23 @@ class FakeScorer:
 
     def __init__(self) -> None:
         self.seen: list[CRMData] = []
+        self.batches: list[int] = []
 
     def ranked(self) -> pd.DataFrame:
         return RANKED
 
-    def score_deal(self, history: CRMData) -> pd.DataFrame:
+    def score_deals(self, histories: list[CRMData]) -> list:
+        self.batches.append(len(histories))
+        time.sleep(0.05)  # long enough for concurrent requests to queue up
+        return [self._one(h) for h in histories]
+
+    def _one(self, history: CRMData):
         self.seen.append(history)
         deal = history.deals.iloc[0]
         if deal["deal_id"] == "NOT-OPEN":
-            raise ValueError("deal NOT-OPEN is not open at 2026-06-30")
+            return ValueError("deal NOT-OPEN is not open at 2026-06-30")
         row = RANKED.iloc[[1]].assign(deal_id=deal["deal_id"], amount=deal["amount"])
-        return row.assign(expected_value=row["p_win"] * row["amount"])
+        return row.assign(expected_value=row["p_win"] * row["amount"]), []
 
 
 BODY = {
@@ -85,10 +98,13 @@ def scorer():
     return FakeScorer()
 
 
-def _client(scorer, *, token: str | None = TOKEN, max_body_bytes=20_000, max_rows=50):
+def _client(
+    scorer, *, token: str | None = TOKEN, max_body_bytes=20_000, max_rows=50, read_timeout_s=5.0
+):
     app = create_app(
-        scorer=scorer, token=token, max_body_bytes=max_body_bytes, max_rows=max_rows, funnel=FUNNEL
-    )
+        scorer=scorer, token=token, max_body_bytes=max_body_bytes, max_rows=max_rows,
+        funnel=FUNNEL, read_timeout_s=read_timeout_s, score_threads=1, batch_max=8,
+    )  # fmt: skip
     return TestClient(app)
 
 
@@ -114,7 +130,7 @@ def test_health_needs_no_token_and_reports_models_and_data(client):
     assert response.status_code == 200
     assert response.json() == {
         "status": "ok",
-        "as_of": "2026-06-30T00:00:00+00:00",
+        "as_of": "2026-06-30T00:00:00Z",
         "model_versions": {"close": "3", "next_stage": "2"},
         "n_open_deals": 4,
     }
@@ -137,7 +153,7 @@ def test_right_token_lists_every_deal_in_rank_order(client):
     response = client.get("/deals", headers=AUTH)
     assert response.status_code == 200
     body = response.json()
-    assert body["as_of"] == "2026-06-30T00:00:00+00:00"
+    assert body["as_of"] == "2026-06-30T00:00:00Z"
     assert (body["total"], body["count"]) == (4, 4)
     assert [d["deal_id"] for d in body["deals"]] == ["D1", "D2", "D3", "D4"]
     assert body["deals"][3]["amount"] is None and body["deals"][0]["p_win"] == 0.6
@@ -196,6 +212,7 @@ def test_score_returns_warnings_for_rows_after_as_of(client):
     assert (warning["table"], warning["field"], warning["row"], warning["rule"]) == (
         "touchpoints", "occurred_at", 1, "future_timestamp",
     )  # fmt: skip
+    assert "2026-06-30T00:00:00Z" in warning["message"] and "+00:00" not in warning["message"]
 
 
 @pytest.mark.parametrize(
@@ -283,3 +300,117 @@ def test_openapi_describes_the_three_paths_with_an_example(client):
     assert set(deal["required"]) == {"deal_id", "created_at"}
     assert deal["properties"]["amount"]["minimum"] == 0
     assert "HTTPBearer" in spec["components"]["securitySchemes"]
+
+
+def test_timestamps_are_iso_utc_with_z_everywhere(client):
+    body = client.get("/deals", headers=AUTH).json()
+    assert body["as_of"] == "2026-06-30T00:00:00Z"
+    assert {d["as_of"] for d in body["deals"]} == {"2026-06-30T00:00:00Z"}
+    scored = client.post("/score", json=BODY, headers=AUTH).json()
+    assert scored["as_of"] == scored["deals"][0]["as_of"] == "2026-06-30T00:00:00Z"
+
+
+@pytest.mark.parametrize(
+    ("raw", "field"),
+    [('"deal_id": ""', "deal_id"), ('"deal_id": "   "', "deal_id"),
+     ('"amount": NaN', "amount"), ('"amount": Infinity', "amount"),
+     ('"amount": true', "amount"), ('"region": NaN', "region")],
+)  # fmt: skip
+def test_blank_ids_nan_and_boolean_amounts_are_refused(client, raw, field):
+    deal = '{"deal_id": "X1", "created_at": "2026-05-04T10:00:00Z", ' + raw + "}"
+    deal = deal.replace('"deal_id": "X1", ', "") if raw.startswith('"deal_id"') else deal
+    headers = AUTH | {"Content-Type": "application/json"}
+    response = client.post("/score", content=f'{{"deal": {deal}}}'.encode(), headers=headers)
+    assert response.status_code == 422, response.text
+    located = [(p["table"], p["field"]) for p in response.json()["problems"]]
+    assert ("deal", field) in located
+
+
+def test_blank_ids_in_rows_are_refused_with_their_row(client):
+    body = _body(**{"touchpoints.1.account_id": " "})
+    response = client.post("/score", json=body, headers=AUTH)
+    assert response.status_code == 422
+    problems = response.json()["problems"]
+    assert ("touchpoints", "account_id", 2) in [
+        (p["table"], p["field"], p["row"]) for p in problems
+    ]
+
+
+def test_docs_page_is_self_contained_and_open(client):
+    response = client.get("/docs")
+    assert response.status_code == 200 and response.headers["content-type"].startswith("text/html")
+    page = response.text
+    assert "/score" in page and "/deals" in page and "D-NEW-1" in page and "DealIn" in page
+    assert "<script" not in page and "http://" not in page and "https://" not in page
+    assert client.get("/redoc").status_code in (401, 404)
+
+
+# --------------------------------------------------------------------------- a live server
+
+
+@pytest.fixture
+def live(scorer):
+    """The app under uvicorn on a free loopback port (read timeout 0.5 s)."""
+    app = create_app(
+        scorer=scorer, token=TOKEN, max_body_bytes=20_000, max_rows=50, funnel=FUNNEL,
+        read_timeout_s=0.5, score_threads=1, batch_max=8,
+    )  # fmt: skip
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.01)
+    yield sock.getsockname()[1]
+    server.should_exit = True
+    thread.join(5)
+
+
+def _raw(port: int, head: bytes, body: bytes = b"", wait: float = 5.0) -> tuple[bytes, float]:
+    """Send ``head`` + ``body`` and never the rest; what comes back and after how long."""
+    with socket.create_connection(("127.0.0.1", port)) as conn:
+        conn.settimeout(wait)
+        started = time.monotonic()
+        conn.sendall(head + body)
+        received = b""
+        try:
+            while chunk := conn.recv(65536):
+                received += chunk
+        except TimeoutError:
+            pass
+        return received, time.monotonic() - started
+
+
+def _post_head(token: str | None, length: int = 5000) -> bytes:
+    auth = f"Authorization: Bearer {token}\r\n" if token else ""
+    return (
+        f"POST /score HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n{auth}"
+        f"Content-Length: {length}\r\n\r\n"
+    ).encode()
+
+
+def test_no_token_is_401_before_the_body_is_read(live):
+    reply, seconds = _raw(live, _post_head(None), b'{"deal": {')
+    assert reply.startswith(b"HTTP/1.1 401") and b"connection: close" in reply.lower()
+    assert seconds < 0.4  # answered at once and closed, not after the read timeout
+
+
+def test_a_body_that_never_finishes_is_408_after_the_read_timeout(live):
+    reply, seconds = _raw(live, _post_head(TOKEN), b'{"deal": {')
+    assert reply.startswith(b"HTTP/1.1 408"), reply
+    assert b"not complete within 0.5 s" in reply and 0.4 < seconds < 3
+
+
+def test_concurrent_posts_are_scored_in_batches_each_with_its_own_result(live, scorer):
+    def post(i: int) -> dict:
+        changes = {"deal.deal_id": f"C{i}", "touchpoints.0.deal_id": f"C{i}"}
+        body = _body(**changes, **{"deal.account_id": f"A{i}", "touchpoints.1.account_id": f"A{i}"})
+        with httpx.Client(base_url=f"http://127.0.0.1:{live}") as c:
+            return c.post("/score", json=body, headers=AUTH, timeout=120).json()
+
+    with ThreadPoolExecutor(12) as pool:
+        answers = list(pool.map(post, range(12)))
+    assert [a["deals"][0]["deal_id"] for a in answers] == [f"C{i}" for i in range(12)]
+    assert sum(scorer.batches) == 12 and max(scorer.batches) > 1

@@ -216,15 +216,40 @@ def test_stage_win_rates_use_deals_closed_by_then_and_shrink():
 def test_backtest_metrics_wape_bias_and_coverage():
     frame = pd.DataFrame(
         {
-            "method": ["m"] * 4,
-            "forecast": [110.0, 90.0, 100.0, 140.0],
-            "actual": [100.0, 100.0, 100.0, 100.0],
-            "p10": [80.0, 95.0, 100.0, 120.0],
-            "p90": [120.0, 130.0, 100.0, 160.0],
+            "method": ["m"] * 5,
+            "kind": ["month"] * 4 + ["quarter"],
+            "origin_at": ["start"] * 4 + ["mid"],
+            "forecast": [110.0, 90.0, 100.0, 140.0, 300.0],
+            "actual": [100.0, 100.0, 100.0, 100.0, 310.0],
+            "p10": [80.0, 95.0, 100.0, 120.0, 290.0],
+            "p90": [120.0, 130.0, 100.0, 160.0, 320.0],
         }
     )
     m = backtest_metrics(frame)["m"]
-    assert m["periods"] == 4
+    assert m["periods"] == 4  # the headline: months forecast at their first day
+    quarter = m["by_horizon"]["quarter_at_mid"]
+    assert quarter["periods"] == 1 and quarter["wape"] == pytest.approx(10 / 310)
     assert m["wape"] == pytest.approx((10 + 10 + 0 + 40) / 400)
     assert m["bias"] == pytest.approx((10 - 10 + 0 + 40) / 400)
     assert m["coverage_p10_p90"] == 0.75  # the interval bounds count as inside
+
+
+def test_backtest_periods_months_from_their_start_quarters_from_start_and_mid():
+    from serving.forecast_backtest import backtest_periods
+
+    got = backtest_periods(
+        pd.Timestamp("2025-08-01", tz="UTC"), pd.Timestamp("2026-01-20", tz="UTC")
+    )
+    months = [(p.label, o.date().isoformat()) for p, o, _ in got if p.kind == "month"]
+    assert months[0] == ("2025-08", "2025-08-01") and months[-1] == ("2025-12", "2025-12-01")
+    quarters = [(p.label, o.date().isoformat(), at) for p, o, at in got if p.kind == "quarter"]
+    assert quarters == [("2025-Q4", "2025-10-01", "start"), ("2025-Q4", "2025-11-15", "mid")]
+
+
+def test_curve_probabilities_are_the_increments_of_the_model_curve():
+    from serving.forecast import curve_probabilities
+
+    curves = pd.DataFrame({"won_10d": [0.2], "won_30d": [0.5]})
+    windows = np.array([[0.0, 5.0], [5.0, 20.0], [20.0, 40.0]])
+    got = curve_probabilities(curves, windows)[0]
+    assert got == pytest.approx([0.1, 0.25, 0.15])  # linear in between, flat after day 30

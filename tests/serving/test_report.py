@@ -98,29 +98,34 @@ def test_transition_matrix_without_history_is_all_zero(crm):
 def test_time_in_stage_by_hand(crm):
     t = stay_quantiles(crm, funnel=FUNNEL).set_index("stage")
     # lead stays: d1 10, d2 4 and 2 (after going back), d3 2, d4 1 days -> sorted 1 2 2 4 10
+    # Kaplan-Meier: S = .8 .4 .2 0 after 1 2 4 10 days; a quantile is where S first drops
     assert t.loc["lead", ["finished", "running"]].tolist() == [5, 0]
     assert t.loc["lead", ["median_days", "p75_days", "p90_days"]].tolist() == pytest.approx(
-        [2.0, 4.0, 7.6]
+        [2.0, 4.0, 10.0]
     )
-    # proposal: d1 11 days; d3 still there (censored: counted, not timed)
+    # proposal: d1 11 days; d3 still there after 39 days (censored: at least that long)
     assert t.loc["proposal", ["finished", "running", "median_days"]].tolist() == [1, 1, 11.0]
+    assert np.isnan(t.loc["proposal", "p75_days"])  # not reached within the data
 
 
-def test_bottleneck_rule_ranks_by_drop_off_then_time():
+def test_bottleneck_rule_ranks_by_loss_incidence_then_time():
     stages = pd.DataFrame(
         {
             "stage": ["a", "b", "c"],
-            "reached": [100, 50, 40],
-            "conversion_to_next": [0.5, 0.8, 0.5],
+            "entered": [100, 50, 40],
+            "open": [10, 5, 4],
+            "lost_here": [0.5, 0.2, 0.5],
+            "lost_here_lo": [0.4, 0.1, 0.4],
+            "lost_here_hi": [0.6, 0.3, 0.6],
+            "median_days": [1.0, 5.0, 3.0],
+            "naive_to_next": [0.4, 0.7, 0.45],
         }
     )
-    times = pd.DataFrame({"stage": ["a", "b", "c"], "median_days": [1.0, 5.0, 3.0]})
-    t = bottlenecks(stages, times)
-    assert t["stage"].tolist() == ["c", "a", "b"]  # a and c tie on drop-off; c is slower
-    assert t["drop_off"].tolist() == pytest.approx([0.5, 0.5, 0.2])
-    assert t["not_further"].tolist() == [20, 50, 10]
-    assert t["rank_drop"].tolist() == [1, 1, 3]
+    t = bottlenecks(stages)
+    assert t["stage"].tolist() == ["c", "a", "b"]  # a and c tie on loss; c is slower
+    assert t["rank_loss"].tolist() == [1, 1, 3]
     assert t["rank_time"].tolist() == [2, 3, 1]
+    assert t["naive_drop_off"].tolist() == pytest.approx([0.55, 0.6, 0.3])
 
 
 def test_conversion_by_owner_and_industry(crm):
@@ -174,7 +179,8 @@ def test_page_has_every_section_and_no_external_reference(crm):
     assert _external_references(page) == []
     assert "http://" not in page and "https://" not in page
     assert "<script" not in page and "url(" not in page
-    assert page.count('src="data:image/png;base64,') == 2  # funnel and time in stage
+    # funnel, its incidence curves, time in stage, cohort curves
+    assert page.count('src="data:image/png;base64,') == 4
 
 
 def test_missing_inputs_say_what_to_run(crm):
@@ -185,7 +191,7 @@ def test_missing_inputs_say_what_to_run(crm):
     assert "run `dealcast train`" in page
     assert "No forecast yet: run `dealcast forecast`." in page
     assert "run `dealcast score`" in page
-    assert "<img" not in page
+    assert page.count("<img") == 1  # the cohort curves: they need the deals table only
 
 
 def test_optional_inputs_are_drawn_and_escaped(crm):
@@ -221,7 +227,7 @@ def test_optional_inputs_are_drawn_and_escaped(crm):
         )
     )  # fmt: skip
     assert "served model" in page and "0.810" in page
-    assert page.count('src="data:image/png;base64,') == 2 + 2 + 2  # + quality + fan, backtest
+    assert page.count('src="data:image/png;base64,') == 4 + 2 + 2  # + quality + fan, backtest
     assert "&lt;b&gt;d9&lt;/b&gt;" in page and "<b>d9</b>" not in page
     assert "dealcast forecast" not in page and "dealcast score" not in page
     assert _external_references(page) == []

@@ -12,7 +12,7 @@ from crm.schemas import Funnel
 from crm.synthetic import generate_crm
 from features.build import build_feature_set
 from features.snapshots import open_deals_at, snapshot_dates
-from models.close_probability import CloseProbabilityModel
+from models.hazard import HazardCloseModel
 from models.next_stage import NextStageModel
 from models.splits import time_split
 from serving.score import (
@@ -41,14 +41,16 @@ AS_OF = pd.Timestamp("2026-03-02", tz="UTC")
 HORIZON = 180
 
 
-def _close(**overrides) -> CloseProbabilityModel:
+def _close(**overrides) -> HazardCloseModel:
     settings = {
+        "horizon_days": HORIZON, "edges_days": (14, 56, 180), "folds": 2,
         "n_estimators": 40, "learning_rate": 0.1, "num_leaves": 15, "min_child_samples": 40,
         "reg_lambda": 1.0, "colsample_bytree": 0.8, "early_stopping_rounds": 10,
-        "calibration_fraction": 0.2, "min_isotonic_rows": 1000, "stage_prior_strength": 20.0,
-        "blend_weights": (0.0, 0.5, 1.0), "guard_z": 0.0, "random_state": 0,
+        "stage_prior_strength": 20.0, "blend_weights": (0.0, 0.5, 1.0), "guard_z": 0.0,
+        "recalibration_days": 91, "recalibration_prior": 100.0, "probability_floor": 0.005,
+        "drift_max": 0.25, "n_jobs": 1, "random_state": 0,
     }  # fmt: skip
-    return CloseProbabilityModel(**(settings | overrides))
+    return HazardCloseModel(**(settings | overrides))
 
 
 def _next() -> NextStageModel:
@@ -62,7 +64,8 @@ def _next() -> NextStageModel:
 
 @pytest.fixture(scope="module")
 def trained():
-    """900 generated deals; models fitted on the snapshots whose label is known at CUTOFF."""
+    """900 generated deals; the close model fitted on every snapshot up to CUTOFF, the next
+    stage on those whose label is known then."""
     data = generate_crm(
         n_deals=900, seed=3, start=pd.Timestamp("2024-01-01", tz="UTC"),
         as_of=pd.Timestamp("2026-06-30", tz="UTC"), funnel=FUNNEL, messy=False,
@@ -73,14 +76,15 @@ def trained():
         data, as_of_dates=split.training, funnel=FUNNEL, data_end=CUTOFF,
         horizons_days=(HORIZON,), **SETTINGS,
     )  # fmt: skip
-    y = built.labels[f"won_within_{HORIZON}d"]
-    known = y.notna().to_numpy()
-    X = built.features[known].reset_index(drop=True)
-    close = _close().fit(X, y[known].to_numpy(bool))
+    every = build_feature_set(
+        data, as_of_dates=dates, funnel=FUNNEL, data_end=CUTOFF, horizons_days=(HORIZON,),
+        **SETTINGS,
+    )  # fmt: skip
+    close = _close().fit(every.features, every.labels)
     moved = built.labels["next_stage"].notna().to_numpy()
     nxt = _next().fit(built.features[moved].reset_index(drop=True),
                       built.labels["next_stage"][moved].astype(str).to_numpy())  # fmt: skip
-    fallback = _close(blend_weights=(0.0,)).fit(X, y[known].to_numpy(bool))
+    fallback = _close(blend_weights=(0.0,)).fit(every.features, every.labels)
     return data, close, nxt, fallback
 
 

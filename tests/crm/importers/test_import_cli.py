@@ -116,3 +116,46 @@ def test_typo_in_mapping_file(tmp_path, params_file):
     )
     assert result.exit_code == 2
     assert "deals.colums: unknown key; did you mean 'columns'?" in result.output
+
+
+DOCS = FIXTURES.parents[3] / "docs" / "importers" / "examples"
+REAL = {
+    "snapshot-report.yaml": "snapshot_report",
+    "event-log.yaml": "event_log",
+    "won-list.yaml": "won_list",
+    "pipeline-export.yaml": "pipeline",
+}
+
+
+@pytest.mark.parametrize(("example", "kind"), REAL.items())
+def test_documented_examples_import_real_exports_without_params(
+    example, kind, tmp_path, monkeypatch
+):
+    monkeypatch.chdir(tmp_path)  # no params.yaml here: the mapping carries the funnel
+    config, source = DOCS / example, FIXTURES / "real" / kind
+    result = invoke("mapped", "--config", config, "--from", source, "--out", "data/raw")
+    assert result.exit_code == 0, result.output
+    snippet = tmp_path / "data" / "raw" / "funnel.yaml"
+    assert snippet.is_file()
+    assert "params.yaml does not exist. Before `dealcast features`, replace" in result.output
+    assert "funnel:\n  stages: [" in snippet.read_text()
+
+
+def test_the_funnel_snippet_says_when_params_differ_or_match(tmp_path, params_file):
+    config, source = DOCS / "event-log.yaml", FIXTURES / "real" / "event_log"
+    out = tmp_path / "crm"
+    options = ("--config", config, "--from", source, "--out", out, "--params", params_file)
+    result = invoke("mapped", *options)
+    assert result.exit_code == 0, result.output
+    assert (
+        f"{params_file} has stages [lead, qualified, meeting, proposal, negotiation] instead "
+        "of [submitted, accepted, offer_sent, validating]"
+    ) in result.output
+    params_file.write_text(
+        params_file.read_text().replace(
+            "stages:\n  - lead\n  - qualified\n  - meeting\n  - proposal\n  - negotiation",
+            "stages: [submitted, accepted, offer_sent, validating]",
+        )
+    )
+    result = invoke("mapped", *options)
+    assert f"The mapping's funnel (written to {out / 'funnel.yaml'}) matches" in result.output

@@ -61,7 +61,8 @@ def test_deals_from_snapshots(snapshots):
     assert s.flows["pipeline_snapshots.csv"]["deals"].combined == 11  # 16 rows, 5 deals
     assert left_out(s, "pipeline_snapshots.csv", "stage_history") == {
         "no stage change since the deal's previous snapshot": 4,
-        "repeated deal in the same snapshot (the later line was kept)": 1,
+        "another row of the deal in the same snapshot (a product line or a repeat; the "
+        "deal's last row in the snapshot was used)": 1,
     }
     assert s.flows[DERIVED]["stage_history"].landed == 1  # D's lost row
 

@@ -1,0 +1,191 @@
+"""Benchmark: ``POST /score`` latency at 50 concurrent clients, and ``/health`` under load.
+
+Starts ``dealcast serve`` on 127.0.0.1 on a free port (loopback only, a fresh random token)
+in a project folder that already has a champion (``dealcast train``) and a CRM
+(``paths.raw``), waits until it answers, then sends a bounded number of ``POST /score``
+requests from ``--concurrency`` clients at once (each posts a real open deal's own rows:
+half as new deals under a new id, half reposted unchanged under their own id, which the
+server answers from today's ranked list), while a probe calls
+``/health`` every 0.2 s. Prints median / p90 / p99 / max latency of both, errors, and the
+server's start time; then stops the server. Target on a 2-core machine: ``/score`` p99
+under 1 s at 50 concurrent requests, ``/health`` p99 well under 1 s.
+
+    cd PROJECT && /path/to/.venv/bin/python /path/to/benchmarks/bench_api.py \
+        [--requests 500] [--concurrency 50] [--params params.yaml]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import secrets
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pandas as pd
+
+from crm.load import load_crm
+from pipelines.params import load_params
+
+HEALTH_EVERY_S = 0.2
+START_TIMEOUT_S = 900
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _records(frame: pd.DataFrame) -> list[dict]:
+    rows = json.loads(frame.to_json(orient="records", date_format="iso"))
+    return [{k: v for k, v in row.items() if v is not None} for row in rows]
+
+
+def bodies(params_path: Path, deal_ids: list[str], n: int) -> list[dict]:
+    """``n`` request bodies cycling over ``deal_ids``: every other one as a new deal."""
+    p = load_params(params_path)
+    data = load_crm(p.paths.raw, funnel=p.funnel.to_funnel(), as_of=None).data
+    by_deal = {
+        name: dict(tuple(frame.groupby(frame["deal_id"].astype("str"))))
+        for name, frame in (
+            ("stage_history", data.stage_history),
+            ("touchpoints", data.touchpoints),
+        )
+        if frame is not None
+    }
+    deals = data.deals.set_index(data.deals["deal_id"].astype("str"), drop=False)
+    out = []
+    for i in range(n):
+        deal_id = deal_ids[i % len(deal_ids)]
+        body = {"deal": _records(deals.loc[[deal_id]])[0]}
+        for name, groups in by_deal.items():
+            body[name] = _records(groups[deal_id]) if deal_id in groups else []
+        if i % 2:  # the same rows as a new deal
+            new = f"BENCH-{i}"
+            body["deal"]["deal_id"] = new
+            body["stage_history"] = [r | {"deal_id": new} for r in body.get("stage_history", [])]
+            body["touchpoints"] = [r | {"deal_id": new} for r in body.get("touchpoints", [])]
+        out.append(body)
+    return out
+
+
+def start_server(port: int, token: str, params: Path) -> subprocess.Popen:
+    exe = Path(sys.executable).with_name("dealcast")
+    env = os.environ | {"DEALCAST_API_TOKEN": token}
+    cmd = [str(exe), "serve", "--host", "127.0.0.1", "--port", str(port), "--params", str(params)]
+    return subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
+def wait_ready(base: str, server: subprocess.Popen) -> float:
+    started = time.perf_counter()
+    while time.perf_counter() - started < START_TIMEOUT_S:
+        if server.poll() is not None:
+            raise SystemExit(f"the server exited:\n{server.stderr.read().decode()[-3000:]}")
+        try:
+            if httpx.get(f"{base}/health", timeout=2).status_code == 200:
+                return time.perf_counter() - started
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.25)
+    raise SystemExit(f"the server did not answer within {START_TIMEOUT_S} s")
+
+
+async def load(base: str, token: str, work: list[dict], concurrency: int) -> dict:
+    """Send ``work`` from ``concurrency`` clients; probe /health meanwhile."""
+    queue: asyncio.Queue = asyncio.Queue()
+    for body in work:
+        queue.put_nowait(body)
+    score_ms: dict[str, list[float]] = {"new": [], "repost": []}
+    health_ms: list[float] = []
+    statuses: dict[int | str, int] = {}
+    limits = httpx.Limits(max_connections=concurrency + 2)
+    headers = {"Authorization": f"Bearer {token}"}
+    async with httpx.AsyncClient(base_url=base, limits=limits, timeout=120) as client:
+
+        async def worker() -> None:
+            while not queue.empty():
+                body = queue.get_nowait()
+                t = time.perf_counter()
+                try:
+                    r = await client.post("/score", json=body, headers=headers)
+                    key: int | str = r.status_code
+                except httpx.HTTPError as exc:
+                    key = type(exc).__name__
+                kind = "new" if body["deal"]["deal_id"].startswith("BENCH-") else "repost"
+                score_ms[kind].append((time.perf_counter() - t) * 1000)
+                statuses[key] = statuses.get(key, 0) + 1
+
+        async def probe(done: asyncio.Event) -> None:
+            while not done.is_set():
+                t = time.perf_counter()
+                with contextlib.suppress(httpx.HTTPError):
+                    await client.get("/health", timeout=30)
+                health_ms.append((time.perf_counter() - t) * 1000)
+                await asyncio.sleep(HEALTH_EVERY_S)
+
+        done = asyncio.Event()
+        prober = asyncio.create_task(probe(done))
+        t0 = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        wall = time.perf_counter() - t0
+        done.set()
+        await prober
+    return {"score": score_ms, "health": health_ms, "statuses": statuses, "wall": wall}
+
+
+def summary(name: str, ms: list[float]) -> str:
+    if not ms:
+        return f"{name}: no requests"
+    q = statistics.quantiles(ms, n=100, method="inclusive") if len(ms) > 1 else ms * 99
+    return (
+        f"{name:<8} n={len(ms):>5}  median {statistics.median(ms):8.1f} ms  p90 {q[89]:8.1f} ms"
+        f"  p99 {q[98]:8.1f} ms  max {max(ms):8.1f} ms"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--requests", type=int, default=500)
+    parser.add_argument("--concurrency", type=int, default=50)
+    parser.add_argument("--params", type=Path, default=Path("params.yaml"))
+    args = parser.parse_args()
+    port, token = free_port(), secrets.token_hex(32)
+    base = f"http://127.0.0.1:{port}"
+    server = start_server(port, token, args.params)
+    try:
+        started = wait_ready(base, server)
+        ranked = httpx.get(
+            f"{base}/deals?limit=200", headers={"Authorization": f"Bearer {token}"}
+        ).json()
+        ids = [d["deal_id"] for d in ranked["deals"]]
+        work = bodies(args.params, ids, args.requests)
+        result = asyncio.run(load(base, token, work, args.concurrency))
+    finally:
+        server.send_signal(signal.SIGINT)
+        try:
+            server.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            server.kill()
+    print(f"server ready after {started:.1f} s; {len(ids)} open deals cycled")
+    print(
+        f"{args.requests} POST /score at {args.concurrency} concurrent: {result['wall']:.1f} s, "
+        f"{args.requests / result['wall']:.1f} req/s, statuses {result['statuses']}"
+    )
+    print(summary("/score", result["score"]["new"] + result["score"]["repost"]))
+    print(summary("  new", result["score"]["new"]))
+    print(summary("  repost", result["score"]["repost"]))
+    print(summary("/health", result["health"]))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,99 @@
+"""The HTTP shell of ``dealcast serve``: the listening socket and the uvicorn server.
+
+The socket is opened *before* the CRM and the champion are loaded, so a wrong host or a
+busy port fails in a second with a clear message instead of after minutes of loading.
+The server speaks HTTP/1.1 with h11 plus one guard uvicorn lacks: a client that connects
+and then sends nothing, or only part of a request head, is disconnected after
+``read_timeout_s`` (the app's own guard, ``serving.api.Guard``, bounds the body).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+
+from uvicorn.protocols.http.h11_impl import H11Protocol
+
+
+class ListenError(OSError):
+    """The host/port cannot be listened on (unknown host, port busy, not allowed)."""
+
+
+def bare_host(host: str) -> str:
+    """``[::1]`` -> ``::1`` (the URL form of an IPv6 address is accepted as the address)."""
+    host = host.strip()
+    return host[1:-1] if host.startswith("[") and host.endswith("]") else host
+
+
+def url_of(host: str, port: int) -> str:
+    host = bare_host(host)
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
+def listen(host: str, port: int) -> socket.socket:
+    """A socket bound to ``host``:``port`` (not yet listening); :class:`ListenError` with a
+    readable reason otherwise."""
+    host = bare_host(host)
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        raise ListenError(
+            f"--host {host!r} is not a known host or address ({exc.strerror})"
+        ) from None
+    family, kind, proto, _, address = infos[0]
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+    except OSError as exc:
+        sock.close()
+        raise ListenError(f"cannot listen on {url_of(host, port)}: {exc.strerror}") from None
+    sock.set_inheritable(True)
+    return sock
+
+
+def head_timeout_protocol(read_timeout_s: float) -> type[H11Protocol]:
+    """uvicorn's h11 protocol closing connections whose request head does not arrive (or
+    is not complete) within ``read_timeout_s`` of connecting or of the previous response."""
+
+    class HeadTimeout(H11Protocol):
+        _deadline: asyncio.TimerHandle | None = None
+
+        def connection_made(self, transport) -> None:  # type: ignore[override]
+            super().connection_made(transport)
+            self._arm()
+
+        def on_response_complete(self) -> None:
+            super().on_response_complete()
+            self._arm()
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            if self._deadline is not None:
+                self._deadline.cancel()
+            super().connection_lost(exc)
+
+        def _arm(self) -> None:
+            if self._deadline is not None:
+                self._deadline.cancel()
+            self._deadline = self.loop.call_later(read_timeout_s, self._expired)
+
+        def _expired(self) -> None:
+            idle = self.cycle is None or self.cycle.response_complete
+            if idle and not self.transport.is_closing():
+                self.transport.close()
+
+    return HeadTimeout
+
+
+def serve(app, sock: socket.socket, *, read_timeout_s: float) -> None:
+    """Serve ``app`` on the bound ``sock`` until interrupted."""
+    import uvicorn
+
+    config = uvicorn.Config(
+        app,
+        log_level="info",
+        server_header=False,
+        http=head_timeout_protocol(read_timeout_s),
+        timeout_keep_alive=min(5, read_timeout_s),
+    )
+    uvicorn.Server(config).run(sockets=[sock])
