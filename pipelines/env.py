@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import warnings
 from pathlib import Path
 
@@ -35,14 +36,33 @@ def configure(project: Path, *, verbose: bool) -> None:
     """Set the tool environment (without overriding the user's) and logging."""
     for key, value in tool_environment(project).items():
         os.environ.setdefault(key, value)
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        datefmt="%H:%M:%S",
-    )
+    root = logging.getLogger()
+    root.setLevel(logging.DEBUG if verbose else logging.INFO)
+    if not any(isinstance(h, _CurrentStderr) for h in root.handlers):
+        handler = _CurrentStderr()
+        handler.setFormatter(
+            logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s", "%H:%M:%S")
+        )
+        root.addHandler(handler)
     for noisy in ("alembic", "urllib3", "httpx", "matplotlib", "numexpr", "mlflow"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     # dealcast logs models it wrote itself; MLflow's pickling caution is about loading
     # models from untrusted sources, which the registry here never does.
     logging.getLogger("mlflow.pyfunc").setLevel(logging.ERROR)
     warnings.filterwarnings("ignore", module="pandera")
+
+
+class _CurrentStderr(logging.StreamHandler):
+    """Writes to whatever ``sys.stderr`` is at the moment of each record, so a command run
+    twice in one process (tests, notebooks, a schedule) never logs into a closed stream."""
+
+    def __init__(self) -> None:
+        super().__init__(sys.stderr)
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value) -> None:  # the handler always follows sys.stderr
+        pass
