@@ -38,6 +38,9 @@ def configure(project: Path, *, verbose: bool) -> None:
         os.environ.setdefault(key, value)
     root = logging.getLogger()
     root.setLevel(logging.DEBUG if verbose else logging.INFO)
+    for handler in list(root.handlers):  # e.g. left by an earlier run in this process
+        if getattr(getattr(handler, "stream", None), "closed", False):
+            root.removeHandler(handler)
     if not any(isinstance(h, _CurrentStderr) for h in root.handlers):
         handler = _CurrentStderr()
         handler.setFormatter(
