@@ -64,21 +64,22 @@ def scored_open_deals(data, model, dates: pd.DatetimeIndex, *, funnel: Funnel, f
     check_feature_columns((model,), built.columns)
     amount = data.deals.set_index(data.deals["deal_id"].astype("object"))["amount"]
     ids = built["deal_id"].astype("object")
-    checked = hasattr(model, "predict_checked")
+    curved = hasattr(model, "curve_checked")
+    # one pass over the hazards: p_win is the curve at the horizon (an interval end)
+    curve = model.curve_checked(built) if curved else None
     frame = pd.DataFrame(
         {
             "deal_id": ids.to_numpy(),
             "as_of": built["as_of"].to_numpy(),
             "stage": stage_of(built),
             "amount": pd.to_numeric(amount.reindex(ids), errors="coerce").to_numpy(float),
-            "p_win": model.predict_checked(built)[0]
-            if checked
+            "p_win": curve[f"won_{int(model.horizon_days)}d"].to_numpy()
+            if curved
             else model.predict_proba(built)[:, 1],
         }
     )
-    if not checked:
+    if not curved:
         return frame
-    curve = model.curve_checked(built)
     return pd.concat([frame, curve[[c for c in curve.columns if c.startswith("won_")]]], axis=1)
 
 

@@ -212,15 +212,21 @@ def scenarios(draw):
     return seed, t, edits, draw(st.integers(0, 2**32 - 1))
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(scenarios())
-def test_editing_the_future_never_changes_features_at_t(scenario):
+def apply_edits(scenario) -> tuple[CRMData, CRMData, pd.Timestamp]:
+    """(the generated CRM, the same with the scenario's future edits, t)."""
     seed, t, edits, edit_seed = scenario
     data = generated(seed)
     rng = np.random.default_rng(edit_seed)
     edited = data
     for name in edits:
         edited = EDITS[name](edited, t, rng)
+    return data, edited, t
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(scenarios())
+def test_editing_the_future_never_changes_features_at_t(scenario):
+    data, edited, t = apply_edits(scenario)
     before = features(data, t)
     assert len(before) > 0
     pd.testing.assert_frame_equal(features(edited, t), before, check_exact=True)
@@ -269,12 +275,7 @@ def hazard_training_frame(data: CRMData, t: pd.Timestamp) -> pd.DataFrame:
 def test_editing_the_future_never_changes_the_hazard_training_frame(scenario):
     """Every interval row the hazard model trains on at cutoff t, and its event, is fixed
     by what was known at t: only intervals fully observed by t exist, whatever came later."""
-    seed, t, edits, edit_seed = scenario
-    data = generated(seed)
-    rng = np.random.default_rng(edit_seed)
-    edited = data
-    for name in edits:
-        edited = EDITS[name](edited, t, rng)
+    data, edited, t = apply_edits(scenario)
     before = hazard_training_frame(data, t)
     assert len(before) > 0
     pd.testing.assert_frame_equal(hazard_training_frame(edited, t), before, check_exact=True)
