@@ -7,7 +7,8 @@ requests from ``--concurrency`` clients at once (each posts a real open deal's o
 half as new deals under a new id, half reposted unchanged under their own id, which the
 server answers from today's ranked list), while a probe calls
 ``/health`` every 0.2 s. Prints median / p90 / p99 / max latency of both, errors, and the
-server's start time; then stops the server. Target on a 2-core machine: ``/score`` p99
+server's start time and CPU time per request (the figure that does not depend on what
+else the machine runs); then stops the server. Target on a 2-core machine: ``/score`` p99
 under 1 s at 50 concurrent requests, ``/health`` p99 well under 1 s.
 
     cd PROJECT && /path/to/.venv/bin/python /path/to/benchmarks/bench_api.py \
@@ -27,6 +28,7 @@ import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -79,23 +81,49 @@ def bodies(params_path: Path, deal_ids: list[str], n: int) -> list[dict]:
     return out
 
 
-def start_server(port: int, token: str, params: Path) -> subprocess.Popen:
+def start_server(port: int, token: str, params: Path, log: Path) -> subprocess.Popen:
     exe = Path(sys.executable).with_name("dealcast")
     env = os.environ | {"DEALCAST_API_TOKEN": token}
     cmd = [str(exe), "serve", "--host", "127.0.0.1", "--port", str(port), "--params", str(params)]
-    return subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    with log.open("wb") as sink:  # a file, not a pipe: the access log never blocks the server
+        return subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=sink)
 
 
-def wait_ready(base: str, server: subprocess.Popen) -> float:
+def _stat(pid: int) -> list[str] | None:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time so far of a process, its threads and its live child
+    processes (the workers of ``serve.workers``); NaN without /proc."""
+    pids = {pid}
+    for entry in Path("/proc").iterdir() if Path("/proc/self").exists() else ():
+        fields = _stat(int(entry.name)) if entry.name.isdigit() else None
+        if fields is not None and int(fields[1]) == pid:  # a child of the server
+            pids.add(int(entry.name))
+    total, seen = 0.0, False
+    for p in pids:
+        if (fields := _stat(p)) is not None:
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+            seen = True
+    return total if seen else float("nan")
+
+
+def wait_ready(base: str, server: subprocess.Popen, log: Path, workers: int) -> float:
+    """Seconds until ``/health`` answers and every worker has said it started."""
     started = time.perf_counter()
     while time.perf_counter() - started < START_TIMEOUT_S:
         if server.poll() is not None:
-            raise SystemExit(f"the server exited:\n{server.stderr.read().decode()[-3000:]}")
+            raise SystemExit(f"the server exited:\n{log.read_text()[-3000:]}")
         try:
-            if httpx.get(f"{base}/health", timeout=2).status_code == 200:
-                return time.perf_counter() - started
+            up = httpx.get(f"{base}/health", timeout=2).status_code == 200
         except httpx.HTTPError:
-            pass
+            up = False
+        if up and log.read_text().count("Application startup complete") >= workers:
+            return time.perf_counter() - started
         time.sleep(0.25)
     raise SystemExit(f"the server did not answer within {START_TIMEOUT_S} s")
 
@@ -161,22 +189,29 @@ def main() -> None:
     args = parser.parse_args()
     port, token = free_port(), secrets.token_hex(32)
     base = f"http://127.0.0.1:{port}"
-    server = start_server(port, token, args.params)
+    workers = load_params(args.params).serve.workers
+    log = Path(tempfile.mkdtemp(prefix="bench_api_")) / "server.log"
+    server = start_server(port, token, args.params, log)
     try:
-        started = wait_ready(base, server)
+        started = wait_ready(base, server, log, workers)
         ranked = httpx.get(
             f"{base}/deals?limit=200", headers={"Authorization": f"Bearer {token}"}
         ).json()
         ids = [d["deal_id"] for d in ranked["deals"]]
         work = bodies(args.params, ids, args.requests)
+        cpu = cpu_seconds(server.pid)
         result = asyncio.run(load(base, token, work, args.concurrency))
+        cpu = cpu_seconds(server.pid) - cpu
     finally:
         server.send_signal(signal.SIGINT)
         try:
-            server.wait(timeout=15)
+            server.wait(timeout=30)
         except subprocess.TimeoutExpired:
             server.kill()
-    print(f"server ready after {started:.1f} s; {len(ids)} open deals cycled")
+    print(
+        f"server ready after {started:.1f} s ({workers} worker process(es)); "
+        f"{len(ids)} open deals cycled; server log {log}"
+    )
     print(
         f"{args.requests} POST /score at {args.concurrency} concurrent: {result['wall']:.1f} s, "
         f"{args.requests / result['wall']:.1f} req/s, statuses {result['statuses']}"
@@ -185,6 +220,12 @@ def main() -> None:
     print(summary("  new", result["score"]["new"]))
     print(summary("  repost", result["score"]["repost"]))
     print(summary("/health", result["health"]))
+    if cpu == cpu:  # not NaN: /proc was readable
+        print(
+            f"server CPU {cpu:.1f} s during the load: {1000 * cpu / args.requests:.1f} ms per "
+            f"POST /score (about {args.requests / cpu:.0f} req/s per idle core); "
+            f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores"
+        )
 
 
 if __name__ == "__main__":

@@ -231,11 +231,26 @@ def _fixed_close_delay(deals: pd.DataFrame, scope: Scope) -> None:
             )
 
 
-def _late_win_records(deals: pd.DataFrame, scope: Scope) -> None:
-    """Almost no wins recorded before a close month, many after: wins logged late."""
+@dataclass(frozen=True)
+class LateWins:
+    """Wins seem logged only from ``first_month`` on: ``wins_before`` of ``closed_before``
+    deals closed before it were won, ``wins_after`` of ``closed_after`` since."""
+
+    first_month: pd.Timestamp
+    closed_before: int
+    wins_before: int
+    closed_after: int
+    wins_after: int
+    late: np.ndarray  # mask over the deals: wins recorded from first_month on
+
+
+def late_win_logging(deals: pd.DataFrame) -> LateWins | None:
+    """Almost no wins recorded before a close month, many after: wins logged late (the
+    latest such month), or None. Pure; used by ``validate`` and by training, which then
+    starts the history after that month (``features.start_after_late_wins``)."""
     closed = deals["closed_at"].notna().to_numpy() & deals["outcome"].notna().to_numpy()
     if closed.sum() < LATE_MIN_CLOSED:
-        return
+        return None
     when = deals["closed_at"][closed].dt.tz_convert("UTC").dt.tz_localize(None)
     month = when.dt.year.to_numpy() * 12 + when.dt.month.to_numpy() - 1
     month = month - month.min()
@@ -249,17 +264,22 @@ def _late_win_records(deals: pd.DataFrame, scope: Scope) -> None:
         ok = (n_before >= LATE_MIN_CLOSED) & (months_before >= LATE_MIN_MONTHS)
         ok &= (w_after >= LATE_MIN_WINS) & (w_before / n_before <= LATE_RATIO * w_after / n_after)
     if not ok.any():
-        return
+        return None
     k = int(np.flatnonzero(ok)[-1]) + 1  # the latest month that still qualifies
-    first_month = when.min().to_period("M") + k
+    first_month = (when.min().to_period("M") + k).start_time.tz_localize("UTC")
     mask = np.zeros(len(deals), dtype=bool)
     mask[np.flatnonzero(closed)[won & (month >= k)]] = True
-    nb, wb, na, wa = (
-        int(n_before[k - 1]),
-        int(w_before[k - 1]),
-        int(n_after[k - 1]),
-        int(w_after[k - 1]),
-    )
+    counts = (int(n_before[k - 1]), int(w_before[k - 1]), int(n_after[k - 1]), int(w_after[k - 1]))
+    return LateWins(first_month, *counts, late=mask)
+
+
+def _late_win_records(deals: pd.DataFrame, scope: Scope) -> None:
+    """Almost no wins recorded before a close month, many after: wins logged late."""
+    found = late_win_logging(deals)
+    if found is None:
+        return
+    first_month, mask = found.first_month.strftime("%Y-%m"), found.late
+    nb, wb, na, wa = found.closed_before, found.wins_before, found.closed_after, found.wins_after
     scope.warning(
         "late_win_records",
         f"{wb} of the {nb} deals closed before {first_month} were won ({wb / nb:.0%}) "
@@ -267,7 +287,8 @@ def _late_win_records(deals: pd.DataFrame, scope: Scope) -> None:
         f"late (the CRM may have logged won deals only from {first_month} on)",
         mask=mask,
         column="closed_at",
-        hint="a model trained on the earlier months learns that deals rarely win; check "
-        "when your CRM started recording wins and fix closed_at of earlier wins, or start "
-        "the history there (features.start)",
+        hint="a model trained on the earlier months learns that deals rarely win, so "
+        "training starts a month after that (features.start_after_late_wins; the first "
+        "month holds back-filled wins); better: fix closed_at of earlier wins, or choose "
+        "the start yourself (features.start)",
     )

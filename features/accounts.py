@@ -12,8 +12,8 @@ import numpy as np
 import pandas as pd
 
 from crm.schemas import Funnel
-from features.catalog import Feature
 from features.deals import attribute_features
+from features.entry import Feature
 from features.history import (
     ClosedCounts,
     as_float,

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from features.catalog import Feature
+from features.entry import Feature
 from features.point_in_time import days, days_since, to_us
 from features.snapshots import Deals, Spine
 

@@ -10,35 +10,11 @@ A test checks that every built column matches exactly one entry and every entry 
 
 from __future__ import annotations
 
-import re
 import textwrap
-from dataclasses import dataclass
-from typing import Literal
 
 import pandas as pd
 
-Kind = Literal["number", "category", "number or category", "flag", "label"]
-
-
-@dataclass(frozen=True)
-class Feature:
-    """One column, or one family of columns when ``name`` holds a ``{placeholder}``."""
-
-    name: str
-    family: str
-    kind: Kind
-    meaning: str
-
-    def pattern(self) -> re.Pattern[str]:
-        """A regex matching every column name this entry expands to."""
-        parts = re.split(r"(\{[a-z]+\})", self.name)
-        body = "".join(
-            (r"\d+" if p in ("{window}", "{horizon}") else r"[a-z0-9_]+")
-            if p.startswith("{")
-            else re.escape(p)
-            for p in parts
-        )
-        return re.compile(f"^{body}$")
+from features.entry import Feature, Kind, column_name  # noqa: F401 - re-exported
 
 
 def feature_entries() -> tuple[Feature, ...]:
@@ -129,9 +105,3 @@ def catalog_markdown(catalog: pd.DataFrame) -> str:
         lines += [f"| `{r.name}` | {r.kind} | {r.meaning} |" for r in rows.itertuples()]
         lines.append("")
     return "\n".join(lines)
-
-
-def column_name(text: object) -> str:
-    """A value (channel, attribute, ...) as a lower-case snake-case column-name part."""
-    name = re.sub(r"[^a-z0-9]+", "_", str(text).strip().lower()).strip("_")
-    return name or "blank"

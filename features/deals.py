@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from crm.schemas import Funnel, attribute_columns
-from features.catalog import Feature, column_name
+from features.entry import Feature, column_name
 from features.history import (
     ClosedCounts,
     as_float,

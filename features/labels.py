@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from crm.schemas import LOST, WON, Funnel
-from features.catalog import Feature
+from features.entry import Feature
 from features.point_in_time import NAT, US_PER_DAY, days, to_us
 from features.snapshots import Deals, Spine
 from features.stage_history import StageRows

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from features.catalog import Feature
+from features.entry import Feature
 from features.history import ClosedCounts, group_codes, smoothed_rate
 from features.point_in_time import EventIndex
 from features.snapshots import Deals, Spine

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from crm.schemas import Funnel
-from features.catalog import Feature, column_name
+from features.entry import Feature, column_name
 from features.history import known_time, smoothed_rate
 from features.point_in_time import (
     NAT,

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from crm.schemas import KNOWN_CHANNELS
-from features.catalog import Feature, column_name
+from features.entry import Feature, column_name
 from features.point_in_time import NAT, US_PER_DAY, EventIndex, days_since, index_in, to_us
 from features.snapshots import Deals, Spine
 

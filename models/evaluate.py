@@ -36,6 +36,9 @@ class FittedModels:
 
     ``close`` is a :class:`~models.hazard.HazardCloseModel`. The fixed-horizon baselines are
     None when no snapshot's H-day label was known at the cutoff (a history shorter than H).
+    ``close_refit`` (backtests only) is ``close`` refitted on the same rows without the
+    features that drifted at the test dates (:func:`models.train.refit_for_drift`): it
+    scores those dates, as a retrain on that day would have.
     """
 
     close: object
@@ -44,6 +47,7 @@ class FittedModels:
     base_rate: BaseRate | None
     logreg: LogisticBaseline | None
     next_stage: NextStageModel | None
+    close_refit: object | None = None
 
 
 def prediction_frame(
@@ -64,7 +68,7 @@ def prediction_frame(
     close = models.close
     watched = (labels["as_of"] + pd.Timedelta(days=horizon_days) <= data_end).to_numpy()
     won = labels[f"won_within_{horizon_days}d"].astype("boolean").where(watched)
-    p_win, fallbacks = close.predict_checked(features)
+    p_win, fallbacks, refit = _served(models, features)
     out = pd.DataFrame(
         {
             "deal_id": features["deal_id"].to_numpy(),
@@ -86,11 +90,27 @@ def prediction_frame(
     )
     out["stage"] = out["stage"].astype("str")
     out["drift_fallback"] = out["as_of"].astype(str).isin([str(e["as_of"]) for e in fallbacks])
+    out["drift_refit"] = refit
     if models.next_stage is not None and "next_stage" in labels:
         nxt = labels["next_stage"].astype("object").where(watched)
         next_cols = _next_stage_columns(features, nxt, models.next_stage, p_win)
         out = pd.concat([out, next_cols], axis=1)
     return out
+
+
+def _served(models: FittedModels, features: pd.DataFrame):
+    """(p_win, drift-fallback dates, rows scored by the drift refit): rows of dates where
+    the close model met drift get the refit's score when there is one (its own drift
+    check still applies), the stage-table fallback otherwise."""
+    features = features.reset_index(drop=True)
+    p_win, fallbacks = models.close.predict_checked(features)
+    refit = np.zeros(len(features), bool)
+    if models.close_refit is not None and fallbacks:
+        dates = {str(e["as_of"]) for e in fallbacks}
+        refit = features["as_of"].astype(str).isin(dates).to_numpy()
+        p_win[refit], still = models.close_refit.predict_checked(features[refit])
+        fallbacks = still
+    return p_win, fallbacks, refit
 
 
 def _p(model, features: pd.DataFrame) -> np.ndarray:

@@ -42,12 +42,14 @@ from models.intervals import (
     EVENTS,
     INTERVAL_COLUMN,
     OPEN,
+    QUARTER_POSITION_COLUMN,
     StageHazardTable,
     all_intervals,
     cumulative_incidence,
     interval_edges,
     interval_rows,
     level_shift,
+    revenue_factors,
     row_log_loss,
     shift_log_odds,
     with_interval,
@@ -56,6 +58,7 @@ from models.preprocess import FeatureMatrix
 
 MIN_EVENTS = 10
 EARLY_STOP_SHARE = 0.15
+AMOUNT_COLUMN = "deal__log_amount"
 
 
 class HazardCloseModel(ClassifierMixin, BaseEstimator):
@@ -65,7 +68,9 @@ class HazardCloseModel(ClassifierMixin, BaseEstimator):
     ``as_of``), ``y`` their labels at the cutoff (``outcome``, ``days_to_close``,
     ``days_observed``), ``score_X`` the rows the model will score (drift check). Learned:
     ``edges_``, ``matrix_``, ``table_``, ``boosters_``, ``calibrator_``, ``weight_``,
-    ``level_``, ``guard_``, ``drift_``, ``training_``.
+    ``level_``, ``guard_``, ``drift_``, ``training_``, ``revenue_factors_`` (per interval,
+    won revenue against won deals on unseen deals: what the revenue forecast scales each
+    interval's won increment by, :func:`models.intervals.revenue_factors`).
     """
 
     def __init__(
@@ -137,6 +142,9 @@ class HazardCloseModel(ClassifierMixin, BaseEstimator):
         self.level_ = level_shift(
             served[recent], rows.event[recent], prior=self.recalibration_prior
         )
+        self.revenue_factors_ = revenue_factors(
+            served, rows, _amount(X), len(self.edges_), prior=self.recalibration_prior
+        )
         self.guard_ = self.guard_ | {
             "decision": decision,
             "level_shift_log_odds": [round(float(v), 4) for v in self.level_],
@@ -151,6 +159,7 @@ class HazardCloseModel(ClassifierMixin, BaseEstimator):
 
     def _fit_trees(self, X, rows, deals, p_table) -> tuple[np.ndarray, str]:
         Z = with_interval(self.matrix_.transform(X), rows.row, rows.k, self.edges_, X["as_of"])
+        self.fit_columns_ = list(Z.columns)
         fold = _folds(deals, self.folds, self.random_state)
         oof = np.zeros((len(Z), 3))
         for j in range(self.folds):
@@ -223,8 +232,17 @@ class HazardCloseModel(ClassifierMixin, BaseEstimator):
         row, k = all_intervals(len(X), len(self.edges_))
         return X, row, k
 
+    def _booster_columns(self, Z: pd.DataFrame) -> pd.DataFrame:
+        """``Z`` with the columns the trees were fitted on (a model pickled before an
+        interval column was added still scores)."""
+        columns = getattr(self, "fit_columns_", None)
+        if columns is None:
+            return Z.drop(columns=[QUARTER_POSITION_COLUMN], errors="ignore")
+        return Z[columns]
+
     def _model_hazards(self, X: pd.DataFrame, row, k) -> np.ndarray:
         Z = with_interval(self.matrix_.transform(X), row, k, self.edges_, X["as_of"])
+        Z = self._booster_columns(Z)
         raw = np.mean([b.predict(Z, raw_score=True) for b in self.boosters_], axis=0)
         return self.calibrator_.predict_proba(_log_odds(raw))
 
@@ -330,6 +348,7 @@ class HazardCloseModel(ClassifierMixin, BaseEstimator):
         M = self.matrix_.transform(X)
         k = int(np.searchsorted(self.edges_, self.horizon_days / 4))
         Z = with_interval(M, np.arange(len(M)), np.full(len(M), k), self.edges_, X["as_of"])
+        Z = self._booster_columns(Z)
         width = Z.shape[1] + 1
         parts = []
         for b in self.boosters_:
@@ -337,6 +356,13 @@ class HazardCloseModel(ClassifierMixin, BaseEstimator):
             parts.append(c[:, width : 2 * width] - c[:, :width])
         contrib = np.mean(parts, axis=0)[:, : M.shape[1]]
         return contrib, M
+
+
+def _amount(X: pd.DataFrame) -> np.ndarray | None:
+    """Each snapshot's deal amount (from ``deal__log_amount``), None without the column."""
+    if AMOUNT_COLUMN not in X:
+        return None
+    return np.expm1(pd.to_numeric(X[AMOUNT_COLUMN], errors="coerce").to_numpy(float))
 
 
 def _log_odds(raw: np.ndarray) -> np.ndarray:

@@ -26,6 +26,7 @@ EVENTS = ("open", "won", "lost")
 OPEN, WON, LOST = 0, 1, 2
 INTERVAL_COLUMN = "hazard__interval_start_days"
 QUARTER_END_COLUMN = "hazard__interval_has_quarter_end"
+QUARTER_POSITION_COLUMN = "hazard__interval_days_to_quarter_end"
 
 
 def interval_edges(edges_days: tuple[int, ...], horizon_days: int) -> np.ndarray:
@@ -65,16 +66,27 @@ def interval_rows(labels: pd.DataFrame, edges: np.ndarray) -> IntervalRows:
 def with_interval(
     matrix: pd.DataFrame, rows: np.ndarray, k: np.ndarray, edges, as_of: pd.Series
 ) -> pd.DataFrame:
-    """The snapshot matrix repeated for each interval row, plus the interval's start and
-    whether a calendar quarter ends inside it (deals bunch their closes at quarter ends;
-    the calendar is known in advance, so this uses nothing after as_of)."""
+    """The snapshot matrix repeated for each interval row, plus the interval's start,
+    whether a calendar quarter ends inside it and the days from its start to the next
+    quarter's start (deals bunch their closes at quarter ends and thin out in a quarter's
+    first weeks; the calendar is known in advance, so this uses nothing after as_of)."""
     out = matrix.iloc[rows].reset_index(drop=True)
     starts = np.r_[0.0, np.asarray(edges)[:-1]]
+    t = pd.DatetimeIndex(as_of)[rows]
     out[INTERVAL_COLUMN] = starts[k]
-    out[QUARTER_END_COLUMN] = _has_quarter_end(
-        pd.DatetimeIndex(as_of)[rows], starts[k], np.asarray(edges, float)[k]
-    )
+    out[QUARTER_END_COLUMN] = _has_quarter_end(t, starts[k], np.asarray(edges, float)[k])
+    out[QUARTER_POSITION_COLUMN] = _days_to_quarter_start(t, starts[k])
     return out
+
+
+def _days_to_quarter_start(t: pd.DatetimeIndex, start: np.ndarray) -> np.ndarray:
+    """Days from ``t + start`` days to the start of the next calendar quarter."""
+    if not len(t):
+        return np.zeros(0)
+    lo = t + pd.to_timedelta(start, unit="D")
+    lo_naive = lo.tz_convert("UTC").tz_localize(None) if lo.tz is not None else lo
+    next_q = (lo_naive.to_period("Q") + 1).start_time
+    return np.asarray((next_q - lo_naive) / pd.Timedelta(days=1), float)
 
 
 def _has_quarter_end(t: pd.DatetimeIndex, start: np.ndarray, end: np.ndarray) -> np.ndarray:
@@ -168,3 +180,37 @@ def level_shift(proba: np.ndarray, event: np.ndarray, *, prior: float) -> np.nda
 
     result = minimize(loss, np.zeros(2), method="L-BFGS-B", bounds=[(-3, 3), (-3, 3)])
     return np.asarray(result.x, float)
+
+
+def revenue_factors(
+    proba: np.ndarray,
+    rows: IntervalRows,
+    amount: np.ndarray | None,
+    n_intervals: int,
+    *,
+    prior: float,
+) -> np.ndarray:
+    """Per interval, how much more (or less) won *revenue* than won deals the hazards
+    under-state: ``(sum a*won / sum a*h) / (sum won / sum h)`` over the interval's rows
+    with an amount ``a`` (``h``: the predicted won hazard, from models that did not see
+    the row's deal). Big deals close later than small ones, so a model calibrated per
+    deal puts too much revenue early; the revenue forecast scales each interval's won
+    increment by this. Shrunk to 1 with ``prior`` pseudo-events of average size; bounded to
+    [0.5, 2]; all ones without amounts.
+    """
+    out = np.ones(n_intervals)
+    if amount is None:
+        return out
+    a = np.nan_to_num(np.asarray(amount, float)[rows.row], nan=0.0)
+    won, h = (rows.event == WON).astype(float), proba[:, WON]
+    for k in range(n_intervals):
+        pick = (rows.k == k) & (a > 0)
+        if not pick.any() or h[pick].sum() <= 0 or won[pick].sum() <= 0:
+            continue
+        count = won[pick].sum() / h[pick].sum()
+        mean = a[pick][won[pick] > 0].mean()
+        money = (np.sum(a[pick] * won[pick]) + prior * mean * count) / (
+            np.sum(a[pick] * h[pick]) + prior * mean
+        )
+        out[k] = np.clip(money / count, 0.5, 2.0)
+    return out

@@ -18,11 +18,13 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from sklearn.base import clone
 
 from models.baselines import BaseRate, LogisticBaseline, StageRateTable
 from models.close_probability import CloseProbabilityModel
 from models.evaluate import FittedModels
 from models.hazard import HazardCloseModel
+from models.hazard_baselines import HazardRateTable
 from models.next_stage import NextStageModel
 
 MIN_FIXED_ROWS = 10
@@ -64,7 +66,10 @@ def fit_models(
     """Fit every model on the rows it may learn from (the estimators are unfitted).
 
     ``score_features`` are the rows the models will score (the snapshot at the cutoff):
-    the hazard model leaves out features that drifted between training and them.
+    the hazard model leaves out features that drifted between training and them. With
+    fewer than ``MIN_FIXED_ROWS`` fixed-horizon rows the fixed-horizon model and logistic
+    regression are not fitted and the stage table and base rate are the censoring-aware
+    :class:`models.hazard_baselines.HazardRateTable`.
     """
     if not len(features):
         raise TrainingError("no training snapshot before the cutoff")
@@ -80,11 +85,21 @@ def fit_models(
             fitted_next = next_stage.fit(
                 features[moved].reset_index(drop=True), labels["next_stage"][moved].astype(str)
             )
+    if enough:
+        rates = stage_rate.fit(X, y), BaseRate().fit(X, y)
+    else:  # too short for fixed-horizon tables: the censoring-aware ones
+        rates = tuple(
+            HazardRateTable(
+                horizon_days=horizon_days, edges_days=close.edges_days,
+                prior_strength=close.stage_prior_strength, by_stage=by_stage,
+            ).fit(features, labels)
+            for by_stage in (True, False)
+        )  # fmt: skip
     return FittedModels(
         close=close.fit(features, labels, score_X=score_features),
         fixed_horizon=fixed_horizon.fit(X, y) if enough else None,
-        stage_rate=stage_rate.fit(X, y) if enough else None,
-        base_rate=BaseRate().fit(X, y) if enough else None,
+        stage_rate=rates[0],
+        base_rate=rates[1],
         logreg=logreg.fit(X, y) if enough else None,
         next_stage=fitted_next,
     )
@@ -112,3 +127,19 @@ def next_stage_coverage(labels: pd.DataFrame) -> dict:
         "with_move": moved,
         "share_dropped": float(1 - moved / len(labels)),
     }
+
+
+def refit_for_drift(
+    close: HazardCloseModel,
+    features: pd.DataFrame,
+    labels: pd.DataFrame,
+    test_features: pd.DataFrame,
+) -> HazardCloseModel | None:
+    """``close`` refitted on the same training rows without the features that drifted at
+    the test dates where ``close`` meets drift (only the test rows' features are read, never
+    their outcomes: what a retrain on such a day would do), or None when none drifted."""
+    mask, _ = close.drift_fallback(test_features)
+    if not mask.any():
+        return None
+    drifted = test_features.reset_index(drop=True)[mask]
+    return clone(close).fit(features, labels, score_X=drifted)

@@ -7,12 +7,12 @@ tool environment variables are set (``pipelines.env.configure``) before they loa
 from __future__ import annotations
 
 import sys
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from pipelines.catalog import PARAMS_FILE
 from pipelines.cli_common import AsOfOpt, ParamsOpt, fail, handled, load_params, parse_when
 from pipelines.env import configure
 
@@ -61,7 +61,7 @@ def generate(
             "[params: generate.scenarios; given here, replaces them].",
         ),
     ] = None,
-    params: ParamsOpt = Path("params.yaml"),
+    params: ParamsOpt = Path(PARAMS_FILE),
 ) -> None:
     """Write a realistic synthetic CRM (the four contract tables) into a folder."""
     from pipelines.steps import run_generate
@@ -100,7 +100,7 @@ def validate(
     report: Annotated[
         Path | None, typer.Option(help="Also write the report as JSON to this file.")
     ] = None,
-    params: ParamsOpt = Path("params.yaml"),
+    params: ParamsOpt = Path(PARAMS_FILE),
 ) -> None:
     """Check a CRM folder against the data contract; list every problem. Exit 2 on errors.
 
@@ -110,18 +110,17 @@ def validate(
     late, closes set by a fixed rule."""
     import json
 
-    from crm.health import HealthSettings
     from pipelines.io import writable_file, write_json_atomic
-    from pipelines.steps import load_and_validate
+    from pipelines.steps import validate_folder, validation_as_of
 
     p = load_params(params)
     if report is not None:
         writable_file(report, what="--report")
-    when = parse_when(as_of, option="--as-of") or _default_validate_as_of(p)
-    health = HealthSettings(horizon_days=p.train.horizon_days, test_days=p.evaluate.test_days)
-    result = load_and_validate(
-        data or p.paths.raw, funnel=p.funnel.to_funnel(), as_of=when, health=health
-    )
+    when = parse_when(as_of, option="--as-of") or validation_as_of(p.validate_.as_of)
+    result = validate_folder(
+        data or p.paths.raw, funnel=p.funnel.to_funnel(), as_of=when,
+        horizon_days=p.train.horizon_days, test_days=p.evaluate.test_days,
+    )  # fmt: skip
     if report is not None:
         write_json_atomic(report, result.report.to_dict())
     if as_json:
@@ -156,7 +155,7 @@ def features_command(
     markdown: Annotated[
         bool, typer.Option("--markdown", help="With --list: as Markdown (docs/features.md).")
     ] = False,
-    params: ParamsOpt = Path("params.yaml"),
+    params: ParamsOpt = Path(PARAMS_FILE),
 ) -> None:
     """Build point-in-time features and labels, keyed by deal_id and as_of."""
     if list_:
@@ -207,14 +206,6 @@ def _funnel_text(data, p) -> str:
     end = data_end_of(data, data_end=p.features.data_end)
     summary = funnel_summary(data, funnel=p.funnel.to_funnel(), data_end=end)
     return f"funnel as of {end:%Y-%m-%d}:\n" + format_summary(summary)
-
-
-def _default_validate_as_of(p):
-    import pandas as pd
-
-    if p.validate_.as_of is not None:
-        return parse_when(str(p.validate_.as_of), option="validate.as_of")
-    return pd.Timestamp(datetime.now(UTC))
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from pipelines.catalog import PARAMS_FILE, Catalog
 from pipelines.cli_common import DataOpt, ParamsOpt, TrackOpt, handled, load_params, parse_when
 
 
@@ -25,7 +26,7 @@ def forecast_command(
         typer.Option("--out", help="Output folder (default: <paths.reports>/forecast)."),
     ] = None,
     track: TrackOpt = True,
-    params: ParamsOpt = Path("params.yaml"),
+    params: ParamsOpt = Path(PARAMS_FILE),
 ) -> None:
     """Forecast won revenue (already won + open pipeline + new deals) per month and quarter
     with P10/P50/P90, and backtest it on past months against the stage-weighted and
@@ -43,7 +44,7 @@ def forecast_command(
     )
     run = run_forecast(
         folder=data or p.paths.raw,
-        out=out or p.paths.reports / "forecast",
+        out=out or Catalog(p.paths).forecast,
         funnel=p.funnel.to_funnel(),
         features=p.features,
         train=p.train,
@@ -56,12 +57,12 @@ def forecast_command(
     typer.echo(format_forecast(run))
     typer.echo(f"model: {champion.close_version}")
     if track:
-        from pipelines.tracking import track_forecast
+        from pipelines.tracking import experiment_name, track_forecast
 
         run_id = track_forecast(
             run,
             params=p.model_dump(by_alias=True, mode="json"),
-            experiment=p.evaluate.experiment,
+            experiment=experiment_name(p.evaluate.experiment),
             model_version=champion.close_version,
         )
         typer.echo(f"mlflow run {run_id}")

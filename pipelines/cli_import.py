@@ -18,6 +18,9 @@ from typing import Annotated
 
 import typer
 
+from pipelines.catalog import PARAMS_FILE
+from pipelines.cli_common import fail, load_params, os_error_message
+
 import_app = typer.Typer(
     rich_markup_mode=None,  # help texts use [brackets] for their params.yaml source
     help="Turn CRM exports into a dealcast CRM folder: Salesforce, HubSpot, or any export "
@@ -102,7 +105,7 @@ def salesforce(
     fmt: FormatOpt = "csv",
     report: ReportOpt = None,
     force: ForceOpt = False,
-    params: ParamsOpt = Path("params.yaml"),
+    params: ParamsOpt = Path(PARAMS_FILE),
 ) -> None:
     """Import Salesforce exports (Data Loader or report CSV/Excel, API or label names)."""
     from crm.importers.salesforce import import_salesforce
@@ -135,7 +138,7 @@ def hubspot(
     fmt: FormatOpt = "csv",
     report: ReportOpt = None,
     force: ForceOpt = False,
-    params: ParamsOpt = Path("params.yaml"),
+    params: ParamsOpt = Path(PARAMS_FILE),
 ) -> None:
     """Import HubSpot exports: deals (with "Date entered" stage columns), companies, and
     calls / emails / meetings / notes."""
@@ -168,7 +171,7 @@ def mapped(
     fmt: FormatOpt = "csv",
     report: ReportOpt = None,
     force: ForceOpt = False,
-    params: ParamsOpt = Path("params.yaml"),
+    params: ParamsOpt = Path(PARAMS_FILE),
 ) -> None:
     """Import any export described by a mapping file (docs/importers/mapped.md). A mapping
     with a funnel: section brings its own funnel (then --params is not needed) and writes it
@@ -176,7 +179,6 @@ def mapped(
     from crm.importers.common import ImportInputError
     from crm.importers.mapped import import_mapped, mapping_funnel
     from crm.importers.mapping import load_mapping
-    from pipelines.cli import fail
 
     base = source if source is not None else config.parent
     try:
@@ -220,7 +222,6 @@ def _import(
 ) -> None:
     """Params -> importer -> summary -> stage -> validate -> replace -> report; exit 2 on
     errors (and ``out`` left as it was unless ``force``)."""
-    from pipelines.cli import fail, load_params
 
     if fmt not in ("csv", "parquet"):
         raise fail(f"--format must be csv or parquet, not {fmt!r}")
@@ -247,7 +248,6 @@ def _import(
 
 def _check_outputs(out: Path, report: Path | None) -> None:
     """Exit 2 now, before the import, when --out or --report cannot be written."""
-    from pipelines.cli import fail
     from pipelines.io import writable_file, writable_folder
     from pipelines.steps import StepError
 
@@ -264,8 +264,6 @@ def _check_outputs(out: Path, report: Path | None) -> None:
 def _run_importer(run: Callable, funnel, inputs: Path):
     """The importer's result, or exit 2 with one message for an input it cannot use."""
     from crm.importers.common import ImportInputError
-    from pipelines.cli import fail
-    from pipelines.cli_common import os_error_message
 
     try:
         return run(funnel)

@@ -1,5 +1,5 @@
-"""``dealcast train``, ``evaluate``, ``demo``, ``flow`` and ``schedule``: fit, backtest,
-register, and run the Prefect flows."""
+"""``dealcast train``, ``evaluate``, ``metrics``, ``demo``, ``flow`` and ``schedule``: fit,
+backtest, register, summarise, and run the Prefect flows."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from typing import Annotated
 
 import typer
 
+from pipelines.catalog import PARAMS_FILE, Catalog
 from pipelines.cli_common import (
     AsOfOpt,
     DataOpt,
@@ -25,6 +26,7 @@ def register(app: typer.Typer) -> None:
     """Add the commands to ``app`` in the order ``dealcast --help`` lists them."""
     app.command("train")(train_command)
     app.command("evaluate")(evaluate_command)
+    app.command("metrics")(metrics_command)
     app.command()(demo)
     app.command("flow")(flow_command)
     app.command("schedule")(schedule_command)
@@ -43,7 +45,7 @@ def train_command(
             "outcome or close date (a CRM migration, corrected outcomes).",
         ),
     ] = False,
-    params: ParamsOpt = Path("params.yaml"),
+    params: ParamsOpt = Path(PARAMS_FILE),
 ) -> None:
     """Fit the models to serve as if today were --as-of, backtest the same settings, and
     register them; they become champion only if the backtest beats the champion's and
@@ -75,11 +77,10 @@ def _train(p, *, data: Path | None, as_of: str | None, track: bool, accept: bool
         features=p.features,
         train=p.train,
         seed=p.base.seed,
-        artifacts=p.paths.artifacts,
         as_of=parse_when(as_of, option="--as-of"),
         test_days=p.evaluate.test_days,
         ece_bins=p.evaluate.ece_bins,
-        backtest_out=p.paths.reports / "backtest",
+        backtest_out=Catalog(p.paths).backtest,
         data=crm,
     )
     if backtest is not None:
@@ -114,10 +115,14 @@ def evaluate_command(
     ] = None,
     out: Annotated[
         Path | None,
-        typer.Option("--out", help="Write metrics.json, test_predictions.parquet and charts here."),
+        typer.Option(
+            "--out",
+            help="Write metrics.json, test_predictions.parquet, charts and the backtest's "
+            "model here (without it nothing is written).",
+        ),
     ] = None,
     track: TrackOpt = True,
-    params: ParamsOpt = Path("params.yaml"),
+    params: ParamsOpt = Path(PARAMS_FILE),
 ) -> None:
     """Backtest: train at --as-of, score the deals open at later snapshots, compare."""
     from pipelines.modelling import run_evaluate
@@ -129,8 +134,7 @@ def evaluate_command(
         features=p.features,
         train=p.train,
         seed=p.base.seed,
-        # the backtest's own model stays with its report; paths.artifacts is train's
-        artifacts=(out / "model") if out is not None else p.paths.artifacts,
+        # writes nothing without --out: a backtest's model never serves
         as_of=parse_when(as_of, option="--as-of"),
         test_days=p.evaluate.test_days,
         out=out,
@@ -140,35 +144,67 @@ def evaluate_command(
 
 
 def _echo_run(run, p, *, command: str, track: bool, backtest=None, gate=None) -> None:
+    """Print the run, log it (``track``), and for ``train`` write its lineage record."""
+    from pipelines.catalog import write_trained
+    from pipelines.modelling_artifacts import trained_record
     from pipelines.modelling_report import format_run
 
     typer.echo(format_run(run))
-    if track:
-        from pipelines.steps import spec_of
-        from pipelines.tracking import track as log_run
-
-        run_id, promotions = log_run(
-            run,
-            command=command,
-            params=p.model_dump(by_alias=True, mode="json"),
-            experiment=p.evaluate.experiment,
-            close_model_name=p.evaluate.close_model_name,
-            next_stage_model_name=p.evaluate.next_stage_model_name,
-            spec=spec_of(p.features),
-            gate=gate,
-            backtest=backtest,
-            register=command == "train",
-        )
-        typer.echo(f"mlflow run {run_id}")
-        for promo in promotions:
-            typer.echo(f"  {promo.model} v{promo.version}: {promo.reason}")
+    experiment, promotions = _log(run, p, command=command, backtest=backtest, gate=gate) if (
+        track) else (None, [])  # fmt: skip
+    if command == "train":
+        record = trained_record(run, promotions, experiment=experiment)
+        run.files["lineage"] = write_trained(Catalog(p.paths).trained, record)
     files = {f"backtest {k}": v for k, v in (backtest.files if backtest else {}).items()}
     for name, path in (files | run.files).items():
         typer.echo(f"wrote {name:<21} {path}")
 
 
 @handled
-def demo(params: ParamsOpt = Path("params.yaml")) -> None:
+def metrics_command(
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", help="Headline metrics file [default: params paths.metrics]."),
+    ] = None,
+    params: ParamsOpt = Path(PARAMS_FILE),
+) -> None:
+    """Write the headline metrics (AUC, log loss, ECE, next-stage log loss, forecast WAPE)
+    of the latest backtests: the numbers `dvc metrics show` and `dvc exp show` print."""
+    from pipelines.headline import format_metrics, run_metrics
+
+    where = Catalog(load_params(params).paths)
+    path, numbers = run_metrics(
+        backtest=where.backtest, forecast=where.forecast, out=out or where.metrics
+    )
+    typer.echo(format_metrics(numbers))
+    typer.echo(f"wrote {path}")
+
+
+def _log(run, p, *, command: str, backtest, gate) -> tuple[str, list]:
+    """Log ``run`` in MLflow (register and gate for ``train``); (experiment, promotions).
+
+    Under ``dvc exp run`` the run goes to the ``-dvc-exp`` experiment and a pair is
+    registered only if the gate promotes it."""
+    from pipelines.steps import spec_of
+    from pipelines.tracking import dvc_experiment, experiment_name
+    from pipelines.tracking import track as log_run
+
+    experiment = experiment_name(p.evaluate.experiment)
+    run_id, promotions = log_run(
+        run, command=command, params=p.model_dump(by_alias=True, mode="json"),
+        experiment=experiment, close_model_name=p.evaluate.close_model_name,
+        next_stage_model_name=p.evaluate.next_stage_model_name, spec=spec_of(p.features),
+        gate=gate, backtest=backtest, register=command == "train",
+        promoted_only=dvc_experiment() is not None,
+    )  # fmt: skip
+    typer.echo(f"mlflow run {run_id} (experiment {experiment})")
+    for promo in promotions:
+        typer.echo(f"  {promo.model} {promo.label}: {promo.reason}")
+    return experiment, promotions
+
+
+@handled
+def demo(params: ParamsOpt = Path(PARAMS_FILE)) -> None:
     """The main job on synthetic data: generate, validate, train, score, export."""
     from pipelines.demo import run_demo
 
@@ -183,7 +219,7 @@ def flow_command(
     name: Annotated[str, typer.Argument(help="train or daily_score.", show_default=False)],
     data: DataOpt = None,
     as_of: AsOfOpt = None,
-    params: ParamsOpt = Path("params.yaml"),
+    params: ParamsOpt = Path(PARAMS_FILE),
 ) -> None:
     """Run one Prefect flow now (train: backtest, fit, register; daily_score: export)."""
     load_params(params)  # a clean error before Prefect starts
@@ -197,7 +233,7 @@ def flow_command(
 
 
 @handled
-def schedule_command(params: ParamsOpt = Path("params.yaml")) -> None:
+def schedule_command(params: ParamsOpt = Path(PARAMS_FILE)) -> None:
     """Serve the daily_score flow on the cron in params.yaml (runs until stopped).
 
     Needs a Prefect server (its scheduler creates the runs): `make prefect-ui` in another

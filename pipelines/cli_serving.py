@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 
+from pipelines.catalog import PARAMS_FILE, Catalog
 from pipelines.cli_common import DataOpt, ParamsOpt, handled, load_params, parse_when
 from pipelines.cli_forecast import forecast_command
 
@@ -42,7 +43,7 @@ def score_command(
             "owner_rank is the rank within the owner.",
         ),
     ] = None,
-    params: ParamsOpt = Path("params.yaml"),
+    params: ParamsOpt = Path(PARAMS_FILE),
 ) -> None:
     """Rank every open deal with the champion models; write prioritised_leads_<DATE>.*"""
     from pipelines.io import writable_folder
@@ -92,7 +93,7 @@ def serve_command(
         bool,
         typer.Option("--no-auth", help="Serve without a token (allowed only on a loopback host)."),
     ] = False,
-    params: ParamsOpt = Path("params.yaml"),
+    params: ParamsOpt = Path(PARAMS_FILE),
 ) -> None:
     """HTTP scoring API: /health, ranked /deals, POST /score; OpenAPI at /openapi.json.
     The bearer token is read from $DEALCAST_API_TOKEN (params: serve.token_env)."""
@@ -124,13 +125,13 @@ def report_command(
     ] = None,
     out: Annotated[
         Path | None,
-        typer.Option("--out", help="Report folder (default: params paths.reports)."),
+        typer.Option("--out", help="Report folder (default: <paths.reports>/funnel)."),
     ] = None,
     forecast: Annotated[
         Path | None,
         typer.Option("--forecast", help="Forecast folder (default: <paths.reports>/forecast)."),
     ] = None,
-    params: ParamsOpt = Path("params.yaml"),
+    params: ParamsOpt = Path(PARAMS_FILE),
 ) -> None:
     """Write the funnel report funnel_report_<DATE>.html: one self-contained HTML page
     (funnel, transitions, time in stage, bottlenecks, conversion, model, forecast, top deals)."""
@@ -140,10 +141,10 @@ def report_command(
     p = load_params(params)
     run = run_report(
         folder=data or p.paths.raw,
-        out=out or p.paths.reports,
+        out=out or Catalog(p.paths).funnel,
         funnel=p.funnel.to_funnel(),
-        backtest=p.paths.reports / "backtest",
-        forecast=forecast or p.paths.reports / "forecast",
+        backtest=Catalog(p.paths).backtest,
+        forecast=forecast or Catalog(p.paths).forecast,
         exports=p.paths.exports,
         as_of=parse_when(as_of, option="--as-of"),
         data_end=parse_when(p.features.data_end, option="features.data_end")

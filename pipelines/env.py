@@ -13,18 +13,20 @@ import sys
 import warnings
 from pathlib import Path
 
+from pipelines.catalog import MLFLOW_DB, PREFECT_HOME
+
 
 def tool_environment(project: Path) -> dict[str, str]:
     """The environment variables dealcast sets for a project rooted at ``project``."""
     project = project.resolve()
     return {
-        "PREFECT_HOME": str(project / ".prefect"),
+        "PREFECT_HOME": str(project / PREFECT_HOME),
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
         "PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW": "ignore",
         "PREFECT_UI_ENABLED": "false",
         # the temporary per-run server can take longer than the default 20 s on a busy box
         "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "90",
-        "MLFLOW_TRACKING_URI": f"sqlite:///{project / 'mlflow.db'}",
+        "MLFLOW_TRACKING_URI": f"sqlite:///{project / MLFLOW_DB}",
         "MLFLOW_DISABLE_TELEMETRY": "true",
         "MLFLOW_LOGGING_LEVEL": "WARNING",
         "DVC_NO_ANALYTICS": "1",

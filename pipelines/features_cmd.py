@@ -18,13 +18,11 @@ from pathlib import Path
 import pandas as pd
 
 from crm.schemas import Funnel
+from pipelines.catalog import features_files
 from pipelines.params import FeaturesParams
 from pipelines.steps import as_utc, data_end_of
 
 log = logging.getLogger(__name__)
-
-FEATURES_FILE = "features.parquet"
-LABELS_FILE = "labels.parquet"
 
 
 @dataclass(frozen=True)
@@ -78,8 +76,8 @@ def run_features(
         data_end=data_end,
     )
     files = {}
-    for name, frame in (("features", built.features), ("labels", built.labels)):
-        path = Path(out) / (FEATURES_FILE if name == "features" else LABELS_FILE)
+    for name, path in features_files(out).items():
+        frame = built.features if name == "features" else built.labels
         write_frame(frame, path)
         files[name] = (path, len(frame))
     return FeaturesRun(dates, data_end, files, built.features.shape[1] - 2)

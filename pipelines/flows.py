@@ -19,6 +19,7 @@ from pathlib import Path
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
+from pipelines.catalog import PARAMS_FILE, Catalog
 from pipelines.params import Params, load_params
 from pipelines.steps import as_utc
 
@@ -36,7 +37,7 @@ class Trained:
 
     def lines(self) -> list[str]:
         return [f"mlflow run {self.mlflow_run}"] + [
-            f"{p.model} v{p.version}: {p.reason}" for p in self.promotions
+            f"{p.model} {p.label}: {p.reason}" for p in self.promotions
         ]
 
 
@@ -59,9 +60,8 @@ def fit_task(data, folder: Path, p: Params, as_of):
 
     final, backtest = run_train_with_backtest(
         folder=folder, funnel=p.funnel.to_funnel(), features=p.features, train=p.train,
-        seed=p.base.seed, artifacts=p.paths.artifacts, as_of=as_of,
-        test_days=p.evaluate.test_days, ece_bins=p.evaluate.ece_bins,
-        backtest_out=p.paths.reports / "backtest", data=data,
+        seed=p.base.seed, as_of=as_of, test_days=p.evaluate.test_days,
+        ece_bins=p.evaluate.ece_bins, backtest_out=Catalog(p.paths).backtest, data=data,
     )  # fmt: skip
     logger = get_run_logger()
     for line in format_run(backtest or final).splitlines():
@@ -76,9 +76,12 @@ def fit_task(data, folder: Path, p: Params, as_of):
     retry_delay_seconds=2,
 )
 def register_task(final, backtest, p: Params) -> tuple[str, list]:
-    """Log the run in MLflow, register the models and apply the champion gate."""
+    """Log the run in MLflow, register the models, apply the champion gate and write the
+    lineage record DVC tracks (under ``dvc exp run``: see :func:`pipelines.tracking.track`)."""
+    from pipelines.catalog import write_trained
+    from pipelines.modelling_artifacts import trained_record
     from pipelines.steps import clock_of, spec_of
-    from pipelines.tracking import Gate, recover, track
+    from pipelines.tracking import Gate, dvc_experiment, experiment_name, recover, track
 
     names = {"close_model_name": p.evaluate.close_model_name,
              "next_stage_model_name": p.evaluate.next_stage_model_name}  # fmt: skip
@@ -87,13 +90,16 @@ def register_task(final, backtest, p: Params) -> tuple[str, list]:
     gate = Gate(min_gain=p.evaluate.promote_min_log_loss_gain,
                 max_rewrite_share=p.evaluate.max_history_rewrite_share,
                 accept_rewritten_history=False, clock=clock_of(p.validate_.as_of))  # fmt: skip
+    experiment = experiment_name(p.evaluate.experiment)
     run_id, promotions = track(
         final, command="train", params=p.model_dump(by_alias=True, mode="json"),
-        experiment=p.evaluate.experiment, spec=spec_of(p.features), gate=gate,
-        backtest=backtest, register=True, **names,
+        experiment=experiment, spec=spec_of(p.features), gate=gate, backtest=backtest,
+        register=True, promoted_only=dvc_experiment() is not None, **names,
     )  # fmt: skip
     for promo in promotions:
-        get_run_logger().info("%s v%s: %s", promo.model, promo.version, promo.reason)
+        get_run_logger().info("%s %s: %s", promo.model, promo.label, promo.reason)
+    record = trained_record(final, promotions, experiment=experiment)
+    final.files["lineage"] = write_trained(Catalog(p.paths).trained, record)
     return run_id, promotions
 
 
@@ -159,7 +165,7 @@ class Scored:
 
 
 @flow(name="train")
-def train_flow(params_file: str = "params.yaml", data: str | None = None, as_of: str | None = None):
+def train_flow(params_file: str = PARAMS_FILE, data: str | None = None, as_of: str | None = None):
     """load → validate → features → backtest → fit → register (gated promotion)."""
     from pipelines.lock import project_lock
 
@@ -174,7 +180,7 @@ def train_flow(params_file: str = "params.yaml", data: str | None = None, as_of:
 
 @flow(name="daily_score")
 def daily_score_flow(
-    params_file: str = "params.yaml",
+    params_file: str = PARAMS_FILE,
     data: str | None = None,
     as_of: str | None = None,
     out: str | None = None,
@@ -184,7 +190,7 @@ def daily_score_flow(
     champion = champion_task(p)
     folder = Path(data) if data else p.paths.raw
     scoring = score_task(folder, Path(out) if out else p.paths.exports, p, champion, _when(as_of))
-    forecast = forecast_task(folder, p.paths.reports / "forecast", p, champion, scoring.as_of)
+    forecast = forecast_task(folder, Catalog(p.paths).forecast, p, champion, scoring.as_of)
     return Scored(scoring, forecast)
 
 

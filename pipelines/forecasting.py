@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 
 from crm.schemas import Funnel
+from pipelines.catalog import forecast_files
 from pipelines.io import write_bytes_atomic, write_json_atomic
 from pipelines.params import FeaturesParams, ForecastParams, TrainParams
 from pipelines.steps import data_end_of
@@ -128,6 +129,8 @@ def run_forecast(
         quarters=forecast.quarters, horizon_days=horizon_days, won_label=funnel.won_label,
         sigma=sigma, draws=forecast.draws, seed=seed, min_stage_wins=forecast.min_stage_wins,
         new_deal_origins=forecast.new_deal_origins,
+        calendar_prior_days=forecast.calendar_prior_days,
+        revenue_factors=getattr(champion.close, "revenue_factors_", None),
     )  # fmt: skip
     run = ForecastRun(when, table, sigma, len(scored), *_empty_backtest())
     run.data_fingerprint = fingerprint(data)
@@ -190,6 +193,8 @@ def run_backtest(data, *, folder, out, funnel, features, train, forecast, data_e
             seed=seed + k, min_stage_wins=forecast.min_stage_wins,
             new_deal_origins=forecast.new_deal_origins,
             prior_strength=forecast.stage_prior_strength,
+            calendar_prior_days=forecast.calendar_prior_days,
+            revenue_factors=getattr(close, "revenue_factors_", None),
         )  # fmt: skip
     frame = pd.DataFrame(rows, columns=list(COLUMNS))
     metrics = {
@@ -224,13 +229,7 @@ def write_forecast(run: ForecastRun, out: Path, *, horizon_days: int, forecast) 
     """CSV, fan chart, backtest parquet and JSON, each written atomically."""
     from crm.write import write_frame
 
-    day = run.as_of.date().isoformat()
-    files = {
-        "forecast": out / f"forecast_{day}.csv",
-        "fan_chart": out / f"forecast_fan_{day}.png",
-        "backtest": out / "forecast_backtest.parquet",
-        "backtest_metrics": out / "forecast_backtest.json",
-    }
+    files = forecast_files(out, run.as_of)  # the catalogue's names
     table = run.forecast.assign(
         as_of=run.as_of,
         horizon_days=horizon_days,

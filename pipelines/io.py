@@ -3,17 +3,21 @@ a long run, and file *sets* published with one rename. CRM folders are read and 
 ``crm.load`` / ``crm.write``.
 
 A set (:func:`write_set`) is a folder ``<folder>/<name>`` that is a symbolic link to
-``<folder>/.sets/<name>.<pid>.<token>``: the files are written into that staging folder,
-flushed, and the link is switched with one ``os.replace``. A reader following
-``<folder>/<name>`` sees the old set or the new one, never a mix; a crash at any moment
-leaves the old set complete. Staging folders and links of crashed runs (their process is
-gone) and sets no link points to any more are removed at the next write.
+``<folder>/.sets/<name>.<digest>``: the files are written into a staging folder
+``.sets/<name>.<pid>.<token>``, flushed, renamed after their content (the same files always
+land under the same name, so DVC records the same hash for the same export), and the link
+is switched with one ``os.replace``. A reader following ``<folder>/<name>`` sees the old
+set or the new one, never a mix; a crash at any moment leaves the old set complete.
+Staging folders and links of crashed runs (their process is gone) and sets no link points
+to any more are removed at the next write.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
+import math
 import os
 import secrets
 import shutil
@@ -53,6 +57,19 @@ def _umask() -> int:
 def write_text_atomic(path: Path, text: str) -> None:
     """UTF-8 text with ``\n`` line endings, written atomically."""
     write_bytes_atomic(path, text.encode("utf-8"))
+
+
+def clean_json(value):
+    """NaN/inf -> None (strict JSON), numpy scalars -> Python."""
+    if isinstance(value, dict):
+        return {str(k): clean_json(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [clean_json(v) for v in value]
+    if hasattr(value, "item") and not isinstance(value, str):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
 
 
 def write_json_atomic(path: Path, payload: Any) -> None:
@@ -116,27 +133,57 @@ def write_set(
             "latest complete set): move the file away"
         )
     clean_stale_sets(folder)
-    staging = folder / SETS / f"{name}.{os.getpid()}.{secrets.token_hex(4)}"
-    _STAGING.add(staging)
+    tag = f"{os.getpid()}.{secrets.token_hex(4)}"
+    staging, link = folder / SETS / f"{name}.{tag}", folder / f".{name}.{tag}.link"
+    _STAGING.update((staging, link))  # a cleanup meanwhile keeps both and the link's target
     try:
         staging.mkdir(parents=True)
         for file_name, write in writers.items():
             write(staging / file_name)
             _fsync(staging / file_name)
         _fsync(staging)
-        link = folder / f".{name}.{os.getpid()}.{secrets.token_hex(4)}.link"
-        os.symlink(os.path.join(SETS, staging.name), link, target_is_directory=True)
-        if target.is_dir() and not target.is_symlink():  # a copy that dereferenced the link
-            os.replace(target, folder / SETS / f"{name}.replaced.{secrets.token_hex(4)}")
-        os.replace(link, target)
-        _fsync(folder)
+        _publish(staging, link, target)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
+        link.unlink(missing_ok=True)
         raise
     finally:
-        _STAGING.discard(staging)
+        _STAGING.difference_update((staging, link))
     clean_stale_sets(folder)
     return {file_name: target / file_name for file_name in writers}
+
+
+def _publish(staging: Path, link: Path, target: Path) -> None:
+    """Name the written set after its content, point ``link`` at it, switch ``target``."""
+    sets = staging.parent
+    final = sets / f"{target.name}.{_digest(staging)}"
+    os.symlink(os.path.join(SETS, final.name), link, target_is_directory=True)
+    _settle(staging, final)
+    if target.is_dir() and not target.is_symlink():  # a copy that dereferenced the link
+        os.replace(target, sets / f"{target.name}.replaced.{secrets.token_hex(4)}")
+    os.replace(link, target)
+    _fsync(target.parent)
+
+
+def _digest(folder: Path) -> str:
+    """16 hex digits of SHA-256 over the files' names and bytes (in name order)."""
+    digest = hashlib.sha256()
+    for path in sorted(folder.iterdir()):
+        digest.update(path.name.encode("utf-8", "surrogatepass") + b"\0")
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def _settle(staging: Path, final: Path) -> None:
+    """Rename the written set to its content name; if that set exists already (the same
+    files, published before), it is the one kept."""
+    try:
+        os.rename(staging, final)
+    except OSError:
+        if not final.is_dir():
+            raise
+        shutil.rmtree(staging, ignore_errors=True)
+        _fsync(final.parent)
 
 
 def clean_stale_sets(folder: Path) -> list[Path]:
@@ -153,8 +200,8 @@ def clean_stale_sets(folder: Path) -> list[Path]:
     used = {
         os.path.normpath(os.path.join(folder, os.readlink(p)))
         for p in folder.iterdir()
-        if p.is_symlink() and not p.name.startswith(".")
-    }
+        if p.is_symlink() and (not p.name.startswith(".") or p in _STAGING or writer_alive(p))
+    }  # the published sets, and the targets of links a live write is about to publish
     candidates = [*sets.iterdir(), *folder.glob(".*.link")]
     for path in candidates:
         if os.path.normpath(path) in used or path in _STAGING or writer_alive(path):

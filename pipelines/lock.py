@@ -18,6 +18,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
+from pipelines.catalog import lock_file
 from pipelines.steps import StepError
 
 WAIT_SECONDS = 5.0
@@ -36,9 +37,8 @@ def project_lock(project: Path, name: str, *, wait_seconds: float = WAIT_SECONDS
 
     Waits up to ``wait_seconds`` for another holder, then raises :class:`LockBusyError`.
     """
-    folder = Path(project) / ".dealcast"
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{name}.lock"
+    path = lock_file(project, name)
+    path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
         _acquire(fd, path, name, wait_seconds)

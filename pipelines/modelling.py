@@ -6,9 +6,10 @@ after the cutoff is open for training purposes (the hazard model uses each inter
 is fully observed; the fixed-horizon baselines only snapshots with ``as_of + H <= cutoff``).
 ``evaluate`` trains the same way, then scores every deal open at each later snapshot and
 compares with what happened (see :mod:`models.evaluate`); its default cutoff is chosen
-from the data (:func:`models.splits.backtest_cutoff`). Both write model files into
-``paths.artifacts``; ``evaluate --out DIR`` writes ``metrics.json``,
-``test_predictions.parquet``, ``drivers.parquet`` and the PNG charts (the writing is in
+from the data (:func:`models.splits.backtest_cutoff`). Neither writes a model to serve
+(what serves is the MLflow ``@champion`` that ``train`` registers); ``evaluate --out DIR``
+writes the metrics, test predictions, drivers, PNG charts and the backtest's own model
+(:func:`pipelines.catalog.evaluation_files`; the writing is in
 :mod:`pipelines.modelling_artifacts`, the summary and printed text in
 :mod:`pipelines.modelling_report`).
 """
@@ -16,53 +17,28 @@ from the data (:func:`models.splits.backtest_cutoff`). Both write model files in
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
 
 from crm.data import CRMData
 from crm.schemas import LOST, WON, Funnel
-from pipelines.modelling_artifacts import fingerprint, write_evaluation, write_models
-from pipelines.modelling_report import (
+from pipelines.catalog import model_folder
+from pipelines.modelling_artifacts import write_evaluation, write_models
+from pipelines.modelling_report import (  # noqa: F401 - ModellingRun, Prepared re-exported
     DEFINITIONS,
+    ModellingRun,
+    Prepared,
     guard_messages,
     run_summary,
     warn_if_no_labels,
     window_summary,
 )
 from pipelines.params import FeaturesParams, TrainParams
-from pipelines.steps import as_utc, data_end_of
+from pipelines.steps import as_utc, data_end_of, fingerprint
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class Prepared:
-    """The CRM, its cutoff and the training snapshots with labels known at the cutoff."""
-
-    data: CRMData
-    data_end: pd.Timestamp
-    cutoff: pd.Timestamp
-    dates: pd.DatetimeIndex
-    split: object
-    train: object
-    fingerprint: str
-    score_features: pd.DataFrame | None = None
-
-
-@dataclass
-class ModellingRun:
-    """What a step trained, measured and wrote; ``messages`` are for the user."""
-
-    prepared: Prepared
-    models: object
-    summary: dict
-    files: dict[str, Path] = field(default_factory=dict)
-    messages: list[str] = field(default_factory=list)
-    predictions: pd.DataFrame | None = None
-    test_features: pd.DataFrame | None = None
-    metrics: dict | None = None
 
 
 def prepare(
@@ -84,6 +60,7 @@ def prepare(
     was extracted then: nothing later counts as known, not even for test labels.
     """
     from features.build import build_feature_set
+    from features.history_start import history_start
     from features.snapshots import snapshot_dates
     from models.splits import ShortHistoryError, backtest_cutoff, time_split
     from pipelines.steps import StepError
@@ -98,7 +75,13 @@ def prepare(
     data_end = data_end_of(data, data_end=features.data_end)
     if known_until is not None:
         data_end = min(data_end, known_until)
-    start = as_utc(features.start) if features.start else data.deals["created_at"].min()
+    start, note = history_start(
+        data.deals,
+        start=as_utc(features.start) if features.start else None,
+        after_late_wins=features.start_after_late_wins,
+    )
+    if note:
+        log.warning(note)
     dates = snapshot_dates(start, data_end, features.freq)
     dates = dates[dates <= data_end]
     # nothing after data_end is in the data, so a later --as-of is data_end for labels
@@ -127,7 +110,8 @@ def prepare(
     if len(train_dates) == 0:
         raise StepError(
             f"no snapshot date on or before the cutoff {cutoff.date()}: the history starts "
-            f"{dates.min().date() if len(dates) else data_end.date()}; choose a later --as-of"
+            f"{start.date()}{' (' + note.split(':')[0] + ')' if note else ''}; choose a "
+            "later --as-of"
         )
     log.info("cutoff %s: %d training snapshot dates", cutoff.date(), len(train_dates))
     kwargs = _feature_kwargs(funnel, features)
@@ -237,13 +221,15 @@ def run_train(
     features: FeaturesParams,
     train: TrainParams,
     seed: int,
-    artifacts: Path,
+    artifacts: Path | None,
     as_of: pd.Timestamp | None,
     test_days: int | None = None,
     known_until: pd.Timestamp | None = None,
     data: CRMData | None = None,
 ) -> ModellingRun:
-    """Fit at the cutoff and write the model file; raise ``StepError`` on unusable data.
+    """Fit at the cutoff; raise ``StepError`` on unusable data. With ``artifacts``, write
+    the model file there (a backtest's own model, beside its report: never served; what
+    serves is the MLflow ``@champion``).
 
     ``data``, when given, is the already validated CRM of ``folder`` (not read again)."""
     from models.train import TrainingError, fit_models, next_stage_coverage
@@ -273,7 +259,8 @@ def run_train(
     summary = run_summary(prepared, models, train.horizon_days)
     summary["next_stage_coverage"] = next_stage_coverage(prepared.train.labels)
     run = ModellingRun(prepared, models, summary, messages=guard_messages(models))
-    run.files |= write_models(artifacts, models)
+    if artifacts is not None:
+        run.files |= write_models(artifacts, models)
     return run
 
 
@@ -284,15 +271,17 @@ def run_evaluate(
     features: FeaturesParams,
     train: TrainParams,
     seed: int,
-    artifacts: Path,
     as_of: pd.Timestamp | None,
     test_days: int,
     out: Path | None,
     ece_bins: int,
+    artifacts: Path | None = None,
     known_until: pd.Timestamp | None = None,
     data: CRMData | None = None,
 ) -> ModellingRun:
-    """Train at ``as_of``, score the later snapshots, measure, and write ``out``.
+    """Train at ``as_of``, score the later snapshots, measure, and write ``out`` (the
+    report and, in its ``model/`` folder or ``artifacts`` if given, the backtest's model;
+    without either nothing is written: a backtest model never serves).
 
     Without ``as_of`` the cutoff is ``horizon_days + test_days`` before the data's end, so
     the test window holds ``test_days`` of snapshots whose outcomes are known; on a history
@@ -300,18 +289,14 @@ def run_evaluate(
     (:func:`models.splits.backtest_cutoff`).
     """
     from features.build import build_feature_set
-    from models.evaluate import (
-        censoring_bias,
-        close_metric_table,
-        next_stage_metric_table,
-        prediction_frame,
-    )
+    from models.evaluate import prediction_frame
+    from models.train import refit_for_drift
     from pipelines.steps import StepError
 
     run = run_train(
         folder=folder, funnel=funnel, features=features, train=train, seed=seed,
-        artifacts=artifacts, as_of=as_of, test_days=test_days,
-        known_until=known_until, data=data,
+        artifacts=artifacts or (None if out is None else model_folder(out)), as_of=as_of,
+        test_days=test_days, known_until=known_until, data=data,
     )  # fmt: skip
     p = run.prepared
     if len(p.split.test) == 0:
@@ -319,22 +304,36 @@ def run_evaluate(
     test = build_feature_set(
         p.data, as_of_dates=p.split.test, data_end=p.data_end, **_feature_kwargs(funnel, features)
     )
+    refit = refit_for_drift(run.models.close, p.train.features, p.train.labels, test.features)
+    if refit is not None:
+        run.models = replace(run.models, close_refit=refit)
     pred = prediction_frame(
         test.features, test.labels, run.models, horizon_days=train.horizon_days,
         data_end=p.data_end,
     )  # fmt: skip
     run.predictions, run.test_features = pred, test.features
-    run.metrics = run.summary | {
-        "test_window": window_summary(p.split.test, pred),
+    run.metrics = run.summary | _test_metrics(p.split.test, pred, ece_bins=ece_bins)
+    warn_if_no_labels(run)
+    if out is not None:
+        run.files |= write_evaluation(Path(out), run, test.features, train, ece_bins=ece_bins)
+    return run
+
+
+def _test_metrics(dates: pd.DatetimeIndex, pred: pd.DataFrame, *, ece_bins: int) -> dict:
+    """Every metric of the test window's predictions, and how each is defined."""
+    from models.evaluate import (
+        censoring_bias,
+        close_metric_table,
+        next_stage_metric_table,
+    )
+
+    return {
+        "test_window": window_summary(dates, pred),
         "close_probability": close_metric_table(pred),
         "next_stage": next_stage_metric_table(pred),
         "censoring": censoring_bias(pred),
         "definitions": DEFINITIONS | {"ece_bins": ece_bins},
     }
-    warn_if_no_labels(run)
-    if out is not None:
-        run.files |= write_evaluation(Path(out), run, test.features, train, ece_bins=ece_bins)
-    return run
 
 
 def run_train_with_backtest(
@@ -344,7 +343,6 @@ def run_train_with_backtest(
     features: FeaturesParams,
     train: TrainParams,
     seed: int,
-    artifacts: Path,
     as_of: pd.Timestamp | None,
     test_days: int,
     ece_bins: int,
@@ -366,14 +364,14 @@ def run_train_with_backtest(
     try:
         backtest = run_evaluate(
             folder=folder, funnel=funnel, features=features, train=train, seed=seed,
-            artifacts=backtest_out / "model", as_of=None, test_days=test_days,
-            out=backtest_out, ece_bins=ece_bins, known_until=as_of, data=data,
+            as_of=None, test_days=test_days, out=backtest_out, ece_bins=ece_bins,
+            known_until=as_of, data=data,
         )  # fmt: skip
     except StepError as exc:
         reason = f"no backtest, so no champion gate: {str(exc).splitlines()[0]}"
     final = run_train(
         folder=folder, funnel=funnel, features=features, train=train, seed=seed,
-        artifacts=artifacts, as_of=as_of, data=data,
+        artifacts=None, as_of=as_of, data=data,
     )  # fmt: skip
     if reason:
         final.messages.append(reason)

@@ -1,11 +1,10 @@
-"""What the ``train`` and ``evaluate`` steps write: the model file and feature list,
-``metrics.json``, ``test_predictions.parquet``, ``drivers.parquet`` and the PNG charts;
-plus the data fingerprint and strict-JSON cleaning they rely on."""
+"""What the ``train`` and ``evaluate`` steps write (names: :func:`pipelines.catalog.
+evaluation_files`, :func:`pipelines.catalog.model_files`): the backtest's model file and
+feature list, the metrics, test predictions, drivers and the PNG charts; plus the data
+fingerprint and strict-JSON cleaning they rely on."""
 
 from __future__ import annotations
 
-import hashlib
-import math
 import os
 import tempfile
 from pathlib import Path
@@ -13,33 +12,34 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from crm.data import CRMData
+from pipelines.catalog import evaluation_files, model_files
+from pipelines.io import clean_json  # noqa: F401 - re-exported
 from pipelines.params import TrainParams
+from pipelines.steps import fingerprint  # noqa: F401 - re-exported
 
 if TYPE_CHECKING:
-    from pipelines.modelling import ModellingRun
-
-MODEL_FILE = "models.joblib"
-FEATURE_LIST_FILE = "feature_list.json"
+    from pipelines.modelling_report import ModellingRun
 
 
 def write_evaluation(
     out: Path, run: ModellingRun, test_features: pd.DataFrame, train: TrainParams, *, ece_bins
 ) -> dict[str, Path]:
-    """metrics.json, test_predictions.parquet, drivers.parquet and the two PNG charts."""
+    """The metrics, test predictions, drivers and the two PNG charts (the catalogue's
+    :func:`~pipelines.catalog.evaluation_files`); drivers only when the model has them."""
     from crm.write import write_frame
     from pipelines.io import write_json_atomic
 
     out.mkdir(parents=True, exist_ok=True)
-    files = {"metrics": out / "metrics.json", "predictions": out / "test_predictions.parquet"}
+    names = evaluation_files(out)
+    files = {"metrics": names["metrics"], "predictions": names["predictions"]}
     write_json_atomic(files["metrics"], clean_json(run.metrics))
     write_frame(run.predictions, files["predictions"])
     for name, fig in charts(run.predictions, ece_bins=ece_bins).items():
-        files[name] = out / f"{name}.png"
+        files[name] = names[name]
         fig.savefig(files[name], dpi=110)
     drivers = explain_latest(run.models, test_features, top_n=train.explain_top_n)
     if drivers is not None:
-        files["drivers"] = out / "drivers.parquet"
+        files["drivers"] = names["drivers"]
         write_frame(drivers, files["drivers"])
     return files
 
@@ -80,16 +80,17 @@ def explain_latest(models, features: pd.DataFrame, *, top_n: int) -> pd.DataFram
     return drivers
 
 
-def write_models(artifacts: Path, models) -> dict[str, Path]:
+def write_models(folder: Path, models) -> dict[str, Path]:
+    """The fitted models (joblib) and their feature list, into ``folder``."""
     import joblib
 
     from pipelines.io import write_json_atomic
 
-    artifacts = Path(artifacts)
-    artifacts.mkdir(parents=True, exist_ok=True)
-    files = {"models": artifacts / MODEL_FILE, "feature_list": artifacts / FEATURE_LIST_FILE}
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    files = model_files(folder)
     # a name of its own: two processes writing here at once must not share a temp file
-    fd, tmp = tempfile.mkstemp(prefix=f".{MODEL_FILE}.", suffix=".tmp", dir=artifacts)
+    fd, tmp = tempfile.mkstemp(prefix=f".{files['models'].name}.", suffix=".tmp", dir=folder)
     os.close(fd)
     try:
         joblib.dump(models, tmp)
@@ -105,25 +106,26 @@ def feature_list(models) -> list[str]:
     return list(models.close.matrix_.columns_)
 
 
-def fingerprint(data: CRMData) -> str:
-    """SHA-256 of every table's content (row order included), 16 hex digits."""
-    digest = hashlib.sha256()
-    for name in ("deals", "accounts", "stage_history", "touchpoints"):
-        frame = data.table(name)
-        digest.update(name.encode())
-        if frame is not None:
-            digest.update(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())
-    return digest.hexdigest()[:16]
+def trained_record(run: ModellingRun, promotions, *, experiment: str | None) -> dict:
+    """What DVC tracks of a ``train`` (:attr:`pipelines.catalog.Catalog.trained`): the
+    registered pair, whether it serves, and what it was trained on.
 
-
-def clean_json(value):
-    """NaN/inf -> None (strict JSON), numpy scalars -> Python."""
-    if isinstance(value, dict):
-        return {str(k): clean_json(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [clean_json(v) for v in value]
-    if hasattr(value, "item") and not isinstance(value, str):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
+    ``promotions`` are :class:`pipelines.tracking.Promotion` (empty when not tracked,
+    ``experiment`` then None). No run id and no time: the record must be the same for the
+    same data, params and registry, so the ``dvc.lock`` in the repo stays reproducible; the
+    registry names each version's run (``mlflow.MlflowClient().get_model_version``).
+    """
+    s = run.summary
+    return {
+        "cutoff": s["cutoff"],
+        "data_end": s["data_end"],
+        "data_fingerprint": s["data_fingerprint"],
+        "horizon_days": s["horizon_days"],
+        "features": feature_list(run.models),
+        "mlflow_experiment": experiment,
+        "models": {
+            p.model: {"version": p.version or None, "promoted": p.promoted, "reason": p.reason}
+            for p in promotions
+        },
+        "champion": bool(promotions) and all(p.promoted for p in promotions),
+    }

@@ -4,12 +4,40 @@ definitions, guard messages and the text the CLI prints (:func:`format_run`)."""
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
+from dataclasses import dataclass, field
+from pathlib import Path
 
 import pandas as pd
 
-if TYPE_CHECKING:
-    from pipelines.modelling import ModellingRun, Prepared
+from crm.data import CRMData
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """The CRM, its cutoff and the training snapshots with labels known at the cutoff."""
+
+    data: CRMData
+    data_end: pd.Timestamp
+    cutoff: pd.Timestamp
+    dates: pd.DatetimeIndex
+    split: object
+    train: object
+    fingerprint: str
+    score_features: pd.DataFrame | None = None
+
+
+@dataclass
+class ModellingRun:
+    """What a step trained, measured and wrote; ``messages`` are for the user."""
+
+    prepared: Prepared
+    models: object
+    summary: dict
+    files: dict[str, Path] = field(default_factory=dict)
+    messages: list[str] = field(default_factory=list)
+    predictions: pd.DataFrame | None = None
+    test_features: pd.DataFrame | None = None
+    metrics: dict | None = None
 
 
 DEFINITIONS = {
@@ -41,7 +69,7 @@ def run_summary(prepared: Prepared, models, horizon_days: int) -> dict:
             "rows": len(prepared.train.features),
             "dates": [str(as_of.min()), str(as_of.max())] if len(as_of) else [],
             "fixed_horizon_rows": sum(models.stage_rate.counts_.values()) if fixed else 0,
-            "positive_rate": models.base_rate.rate_ if models.base_rate is not None else None,
+            "positive_rate": getattr(models.base_rate, "rate_", None),
         },
         "close_guard": close.guard_ | {"model_weight": close.weight_},
         "drift": close.drift_,
@@ -78,6 +106,9 @@ def window_summary(dates: pd.DatetimeIndex, pred: pd.DataFrame) -> dict:
         if "next_stage_true" in pred
         else 0,
         "rows_scored_by_the_drift_fallback": int(pred["drift_fallback"].sum()),
+        "rows_scored_by_the_drift_refit": int(pred["drift_refit"].sum())
+        if "drift_refit" in pred
+        else 0,
     }
 
 
@@ -115,6 +146,15 @@ def _metric_lines(m: dict) -> list[str]:
                 "were scored by the stage-table fallback (features drifted at their date)"
             ]
             if w.get("rows_scored_by_the_drift_fallback")
+            else []
+        ),
+        *(
+            [
+                f"drift at scoring: {w['rows_scored_by_the_drift_refit']:,} test snapshots "
+                "were scored by the model refitted without the features that drifted at "
+                "their date"
+            ]
+            if w.get("rows_scored_by_the_drift_refit")
             else []
         ),
         f"{'close probability':<18}{'AUC':>7}{'PR AUC':>8}{'logloss':>9}{'Brier':>8}"

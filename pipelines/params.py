@@ -32,6 +32,7 @@ class PathsParams(_Section):
     artifacts: Path
     exports: Path
     reports: Path
+    metrics: Path
 
 
 class FunnelParams(_Section):
@@ -88,6 +89,7 @@ class FeaturesParams(_Section):
 
     freq: str = Field(min_length=1)
     start: date | None
+    start_after_late_wins: bool
     end: date | None
     data_end: date | None
     windows_days: tuple[int, ...] = Field(min_length=1)
@@ -207,6 +209,7 @@ class ServeParams(_Section):
     read_timeout_seconds: float = Field(gt=0, le=300)
     score_threads: int = Field(ge=1, le=64)
     batch_max: int = Field(ge=1, le=1000)
+    workers: int = Field(ge=1, le=32)
 
 
 class ScheduleParams(_Section):
@@ -225,6 +228,7 @@ class ForecastParams(_Section):
     min_stage_wins: float = Field(ge=0)
     new_deal_origins: int = Field(ge=1)
     stage_prior_strength: float = Field(ge=0)
+    calendar_prior_days: float = Field(ge=0)
     backtest_months: int = Field(ge=1)
 
 

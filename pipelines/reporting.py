@@ -1,5 +1,6 @@
 """The ``report`` step: load the CRM and whatever the pipeline has written so far, build the
-funnel report (:mod:`serving.report`) and write ``funnel_report_<DATE>.html`` atomically.
+funnel report (:mod:`serving.report`) and write ``funnel_report_<DATE>.html`` atomically
+(every file name here is the catalogue's, :mod:`pipelines.catalog`).
 
 Optional inputs, each skipped with a note when absent or unreadable: the backtest
 (``<reports>/backtest/metrics.json`` and ``test_predictions.parquet``), the forecast
@@ -12,21 +13,26 @@ date in the name not after ``as_of``.
 
 from __future__ import annotations
 
-import json
 import logging
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 
 from crm.schemas import Funnel
+from pipelines.catalog import (  # noqa: F401 - latest_dated re-exported
+    evaluation_files,
+    fan_chart_file,
+    forecast_backtest_files,
+    latest_dated,
+    latest_forecast,
+    latest_leads,
+    read_json,
+    report_file,
+)
 from pipelines.io import writable_folder, write_text_atomic
 
 log = logging.getLogger(__name__)
-
-STEM = "funnel_report"
-_DATED = re.compile(r"^(?P<stem>.+)_(?P<date>\d{4}-\d{2}-\d{2})$")
 
 
 @dataclass(frozen=True)
@@ -56,8 +62,7 @@ def run_report(
 
     ``as_of`` defaults to ``data_end`` (``features.data_end``), else the data's latest event.
     """
-    from pipelines.modelling_artifacts import fingerprint
-    from pipelines.steps import clock_of, data_end_of, load_usable
+    from pipelines.steps import clock_of, data_end_of, fingerprint, load_usable
     from serving.report import ReportInputs, build_report
 
     data = load_usable(folder, funnel=funnel, data_end=data_end, clock=clock or clock_of(None))
@@ -67,24 +72,24 @@ def run_report(
     messages: list[str] = []
     inputs = {"CRM": str(folder)}
     reader = _Reader(messages, inputs)
-    leads_file = latest_dated(exports, "prioritised_leads", ".parquet", when)
-    leads_file = _same_crm(leads_file, fingerprint(data), messages)
-    forecast_file = latest_dated(forecast, "forecast", ".csv", when)
+    leads_file = _same_crm(latest_leads(exports, when), fingerprint(data), messages)
+    forecast_file = latest_forecast(forecast, when)
     if _same_crm(forecast_file, fingerprint(data), messages, what="forecast") != forecast_file:
         forecast, forecast_file = None, None  # another CRM's: no forecast, no backtest, no fan
+    backtest_files = evaluation_files(backtest)
     report = ReportInputs(
         data=data, funnel=funnel, as_of=when,
-        metrics=reader.json("backtest metrics", backtest / "metrics.json"),
-        predictions=reader.parquet("backtest predictions", backtest / "test_predictions.parquet"),
+        metrics=reader.json("backtest metrics", backtest_files["metrics"]),
+        predictions=reader.parquet("backtest predictions", backtest_files["predictions"]),
         forecast_backtest=reader.parquet(
-            "forecast backtest", forecast and forecast / "forecast_backtest.parquet"
+            "forecast backtest", forecast and forecast_backtest_files(forecast)["backtest"]
         ),
         forecast=reader.csv("forecast", forecast_file),
         fan_chart=reader.bytes("fan chart", forecast and fan_chart_file(forecast, forecast_file)),
         leads=reader.parquet("prioritised leads", leads_file),
         sources=inputs, ece_bins=ece_bins,
     )  # fmt: skip
-    path = Path(out) / f"{STEM}_{when.date().isoformat()}.html"
+    path = report_file(out, when)
     write_text_atomic(path, build_report(report))
     log.info("wrote %s", path)
     return ReportRun(path, when, inputs, messages)
@@ -133,40 +138,6 @@ def _same_crm(
     return path
 
 
-def latest_dated(folder: Path, stem: str, suffix: str, as_of: pd.Timestamp) -> Path | None:
-    """``<folder>/<stem>_<YYYY-MM-DD><suffix>`` with the latest date not after ``as_of``.
-
-    A set folder ``<stem>_<DATE>/<stem>_<DATE><suffix>`` (see :func:`pipelines.io.write_set`)
-    counts too and wins over a flat file of the same date.
-    """
-    if not folder.is_dir():
-        return None
-    found = []
-    for path in folder.glob(f"{stem}_*"):
-        name = path.name
-        if path.is_dir():
-            path, name = path / f"{name}{suffix}", f"{name}{suffix}"
-            rank = 1
-        else:
-            rank = 0
-        if not name.endswith(suffix) or not path.is_file():
-            continue
-        m = _DATED.match(name[: -len(suffix)])
-        if m and m["stem"] == stem and m["date"] <= as_of.date().isoformat():
-            found.append((m["date"], rank, path))
-    return max(found)[2] if found else None
-
-
-def fan_chart_file(folder: Path, forecast_file: Path | None) -> Path | None:
-    """``forecast_fan_<DATE>.png`` of the forecast shown, else the newest ``*fan*.png``."""
-    if forecast_file is not None:
-        own = forecast_file.with_name(forecast_file.stem.replace("forecast_", "forecast_fan_", 1))
-        if own.with_suffix(".png").is_file():
-            return own.with_suffix(".png")
-    fans = sorted(folder.glob("*fan*.png")) if folder.is_dir() else []
-    return fans[-1] if fans else None
-
-
 class _Reader:
     """Reads optional inputs; a missing file is None, an unreadable one None plus a note."""
 
@@ -185,7 +156,7 @@ class _Reader:
         return value
 
     def json(self, what: str, path: Path | None) -> dict | None:
-        return self._read(what, path, lambda p: json.loads(p.read_text(encoding="utf-8")))
+        return self._read(what, path, read_json)
 
     def parquet(self, what: str, path: Path | None) -> pd.DataFrame | None:
         return self._read(what, path, pd.read_parquet)

@@ -24,13 +24,13 @@ from pathlib import Path
 import pandas as pd
 
 from crm.schemas import Funnel
+from pipelines.catalog import LEADS_STEM, leads_files, leads_stem
 from pipelines.io import writable_folder, write_set
 from pipelines.params import FeaturesParams, ScoreParams
 from pipelines.steps import data_end_of
 
 log = logging.getLogger(__name__)
 
-STEM = "prioritised_leads"
 #: Longest ``_owner-...`` part of a name in bytes (file names hold at most 255 bytes).
 MAX_OWNER_PART = 120
 
@@ -65,8 +65,7 @@ def run_score(
     ``champion`` is a :class:`pipelines.tracking.Champion` (or anything with its fields);
     ``horizon_days`` what ``p_win`` means (the champion's training horizon).
     """
-    from pipelines.modelling_artifacts import fingerprint
-    from pipelines.steps import StepError, load_and_validate
+    from pipelines.steps import StepError, fingerprint, load_and_validate
     from serving.score import (
         FeatureMismatchError,
         NoOpenDealsError,
@@ -160,7 +159,7 @@ def export_stem(as_of: pd.Timestamp, owners: tuple[str, ...] = ()) -> str:
     -> ``a%5Fb``). When the owner part would exceed :data:`MAX_OWNER_PART` bytes it becomes
     ``_owner-<start of the first id>~<hash of all ids>`` (``~`` never appears otherwise).
     """
-    stem = f"{STEM}_{as_of.date().isoformat()}"
+    stem = leads_stem(as_of)
     names = sorted(set(owners))
     part = "".join("_owner-" + _safe_name(o) for o in names)
     if len(part.encode("utf-8")) > MAX_OWNER_PART:
@@ -210,22 +209,23 @@ def write_export(
         data_fingerprint=str(first["data_fingerprint"]) if first is not None else "",
         owners=owners,
     )  # fmt: skip
+    names = leads_files(stem)
     writers = {
-        f"{stem}.csv": lambda path: path.write_bytes(csv_bytes(leads)),
-        f"{stem}.xlsx": lambda path: path.write_bytes(xlsx_bytes(leads, about=about, as_of=as_of)),
-        f"{stem}.parquet": lambda path: write_frame(leads, path),
+        names["csv"]: lambda path: path.write_bytes(csv_bytes(leads)),
+        names["xlsx"]: lambda path: path.write_bytes(xlsx_bytes(leads, about=about, as_of=as_of)),
+        names["parquet"]: lambda path: write_frame(leads, path),
     }
     written = write_set(out, stem, writers)
     _remove_old_layout(out, stem)
-    return {fmt: written[f"{stem}.{fmt}"] for fmt in ("csv", "xlsx", "parquet")}
+    return {fmt: written[name] for fmt, name in names.items()}
 
 
 def _remove_old_layout(out: Path, stem: str) -> None:
     """Remove ``<stem>.csv|xlsx|parquet`` beside the set (the superseded one-file-at-a-time
     layout) and the hidden ``.prioritised_leads_*`` temporaries its crashed runs left."""
-    for fmt in ("csv", "xlsx", "parquet"):
-        (out / f"{stem}.{fmt}").unlink(missing_ok=True)
-    for path in out.glob(f".{STEM}_*"):
+    for name in leads_files(stem).values():
+        (out / name).unlink(missing_ok=True)
+    for path in out.glob(f".{LEADS_STEM}_*"):
         if path.is_file() and not path.is_symlink():
             path.unlink(missing_ok=True)
 

@@ -12,7 +12,22 @@ from __future__ import annotations
 import asyncio
 import socket
 
+import uvicorn
+from uvicorn.config import STARTUP_FAILURE
 from uvicorn.protocols.http.h11_impl import H11Protocol
+from uvicorn.supervisors import Multiprocess
+
+#: How long a worker may take to answer the supervisor's liveness ping (a loaded machine
+#: answers slowly; uvicorn's default of 5 s would kill and restart busy workers).
+WORKER_HEALTHCHECK_S = 60
+
+
+class ServeConfig(uvicorn.Config):
+    """uvicorn's config plus the request-head timeout :class:`HeadTimeout` reads."""
+
+    def __init__(self, app, *, read_timeout_s: float, **kwargs) -> None:
+        super().__init__(app, **kwargs)
+        self.read_timeout_s = read_timeout_s
 
 
 class ListenError(OSError):
@@ -52,48 +67,73 @@ def listen(host: str, port: int) -> socket.socket:
     return sock
 
 
-def head_timeout_protocol(read_timeout_s: float) -> type[H11Protocol]:
+class HeadTimeout(H11Protocol):
     """uvicorn's h11 protocol closing connections whose request head does not arrive (or
-    is not complete) within ``read_timeout_s`` of connecting or of the previous response."""
+    is not complete) within ``config.read_timeout_s`` (:class:`ServeConfig`) of connecting
+    or of the previous response. Module-level, so a worker process can unpickle it."""
 
-    class HeadTimeout(H11Protocol):
-        _deadline: asyncio.TimerHandle | None = None
+    _deadline: asyncio.TimerHandle | None = None
 
-        def connection_made(self, transport) -> None:  # type: ignore[override]
-            super().connection_made(transport)
-            self._arm()
+    def connection_made(self, transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._arm()
 
-        def on_response_complete(self) -> None:
-            super().on_response_complete()
-            self._arm()
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        self._arm()
 
-        def connection_lost(self, exc: Exception | None) -> None:
-            if self._deadline is not None:
-                self._deadline.cancel()
-            super().connection_lost(exc)
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._deadline is not None:
+            self._deadline.cancel()
+        super().connection_lost(exc)
 
-        def _arm(self) -> None:
-            if self._deadline is not None:
-                self._deadline.cancel()
-            self._deadline = self.loop.call_later(read_timeout_s, self._expired)
+    def _timeout(self) -> float:
+        return self.config.read_timeout_s
 
-        def _expired(self) -> None:
-            idle = self.cycle is None or self.cycle.response_complete
-            if idle and not self.transport.is_closing():
-                self.transport.close()
+    def _arm(self) -> None:
+        if self._deadline is not None:
+            self._deadline.cancel()
+        self._deadline = self.loop.call_later(self._timeout(), self._expired)
 
-    return HeadTimeout
+    def _expired(self) -> None:
+        idle = self.cycle is None or self.cycle.response_complete
+        if idle and not self.transport.is_closing():
+            self.transport.close()
 
 
-def serve(app, sock: socket.socket, *, read_timeout_s: float) -> None:
-    """Serve ``app`` on the bound ``sock`` until interrupted."""
-    import uvicorn
+def head_timeout_protocol(read_timeout_s: float) -> type[H11Protocol]:
+    """:class:`HeadTimeout` with a fixed ``read_timeout_s`` (for a plain ``uvicorn.Config``)."""
 
-    config = uvicorn.Config(
+    class FixedHeadTimeout(HeadTimeout):
+        def _timeout(self) -> float:
+            return read_timeout_s
+
+    return FixedHeadTimeout
+
+
+def serve(app, sock: socket.socket, *, read_timeout_s: float, workers: int = 1) -> int:
+    """Serve ``app`` on the bound ``sock`` until interrupted; 0, or uvicorn's startup
+    failure code when a worker could not start.
+
+    ``workers > 1``: that many worker processes (uvicorn's supervisor, ``spawn``), each
+    calling ``app`` on its own; ``app`` must then be picklable (``pipelines.serve.WorkerApp``
+    loads the CRM and the champion in each worker at its start).
+    """
+    config = ServeConfig(
         app,
         log_level="info",
         server_header=False,
-        http=head_timeout_protocol(read_timeout_s),
+        http=HeadTimeout,
         timeout_keep_alive=min(5, read_timeout_s),
+        workers=workers,
+        timeout_worker_healthcheck=WORKER_HEALTHCHECK_S,
+        read_timeout_s=read_timeout_s,
     )
-    uvicorn.Server(config).run(sockets=[sock])
+    if workers == 1:
+        server = uvicorn.Server(config)
+        server.run(sockets=[sock])
+        return 0 if server.started else STARTUP_FAILURE
+    supervisor = Multiprocess(config, sockets=[sock])
+    supervisor.run()
+    failed = any(p.exitcode == STARTUP_FAILURE for p in supervisor.processes)
+    return STARTUP_FAILURE if failed else 0

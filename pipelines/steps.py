@@ -6,6 +6,7 @@ whichever way it is run, and tests can call them without Prefect.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Callable
 from dataclasses import replace
@@ -159,6 +160,23 @@ def load_and_validate(
     return replace(result, data=data) if data is not result.data else result
 
 
+def validate_folder(
+    folder: Path, *, funnel: Funnel, as_of: pd.Timestamp, horizon_days: int, test_days: int
+) -> LoadResult:
+    """What ``dealcast validate`` checks (the demo too, so both write the same report): the
+    contract and, for usable data, the data-health warnings judged with ``horizon_days``
+    and ``test_days`` (``crm.health``)."""
+    health = HealthSettings(horizon_days=horizon_days, test_days=test_days)
+    return load_and_validate(folder, funnel=funnel, as_of=as_of, health=health)
+
+
+def validation_as_of(validate_as_of: date | None) -> pd.Timestamp:
+    """The instant ``validate`` judges "future" timestamps by: ``validate.as_of``, else now."""
+    if validate_as_of is not None:
+        return as_utc(validate_as_of)
+    return pd.Timestamp(datetime.now(UTC))
+
+
 def load_usable(
     folder: Path, *, funnel: Funnel, data_end: object | None, clock: pd.Timestamp
 ) -> CRMData:
@@ -180,6 +198,17 @@ def usable_until(data, *, data_end: object | None, clock: pd.Timestamp, folder: 
     for item in excluded:
         log.warning("%s: %s", folder, item.message())
     return (trimmed if excluded else data), end
+
+
+def fingerprint(data: CRMData) -> str:
+    """SHA-256 of every table's content (row order included), 16 hex digits."""
+    digest = hashlib.sha256()
+    for name in ("deals", "accounts", "stage_history", "touchpoints"):
+        frame = data.table(name)
+        digest.update(name.encode())
+        if frame is not None:
+            digest.update(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())
+    return digest.hexdigest()[:16]
 
 
 def indent(text: str) -> str:

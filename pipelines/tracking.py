@@ -22,8 +22,8 @@ SQLite file); nothing here talks to the network.
 
 from __future__ import annotations
 
-import json
 import logging
+import os
 import subprocess
 import tempfile
 import warnings
@@ -40,8 +40,10 @@ from mlflow.tracking import MlflowClient
 from features.spec import FeatureSpec
 from models import promotion
 from models.history_check import HistoryRecord, compare_history, record_history
-from pipelines.modelling import ModellingRun
-from pipelines.modelling_artifacts import charts, clean_json, feature_list
+from pipelines import catalog
+from pipelines.io import clean_json
+from pipelines.modelling_artifacts import charts, feature_list
+from pipelines.modelling_report import ModellingRun
 from pipelines.tracking_champion import (  # noqa: F401 - load_champion and recover re-exported
     CHALLENGER,
     CHAMPION,
@@ -60,7 +62,7 @@ from pipelines.tracking_champion import (  # noqa: F401 - load_champion and reco
 log = logging.getLogger(__name__)
 
 PIP_REQUIREMENTS = ["lightgbm", "scikit-learn", "pandas", "numpy"]
-HISTORY_DIR = "history"
+HISTORY_DIR = catalog.RUN_HISTORY
 
 
 class PyfuncModel(mlflow.pyfunc.PythonModel):
@@ -82,10 +84,27 @@ class PyfuncModel(mlflow.pyfunc.PythonModel):
 
 @dataclass(frozen=True)
 class Promotion:
+    """One model's gate outcome; ``version`` is empty when it was not registered."""
+
     model: str
     version: str
     promoted: bool
     reason: str
+
+    @property
+    def label(self) -> str:
+        return f"v{self.version}" if self.version else "not registered"
+
+
+def dvc_experiment() -> str | None:
+    """The name of the DVC experiment this process runs in (``dvc exp run`` sets it)."""
+    return os.environ.get("DVC_EXP_NAME") or None
+
+
+def experiment_name(experiment: str) -> str:
+    """The MLflow experiment of a run: ``experiment``, or under ``dvc exp run`` its
+    ``<experiment>-dvc-exp`` sibling, so trials never crowd the production runs."""
+    return f"{experiment}-dvc-exp" if dvc_experiment() else experiment
 
 
 @dataclass(frozen=True)
@@ -110,6 +129,7 @@ def track(
     gate: Gate | None,
     backtest: ModellingRun | None = None,
     register: bool,
+    promoted_only: bool = False,
 ) -> tuple[str, list[Promotion]]:
     """Log ``run`` as one MLflow run; with ``register``, register its models and gate them.
 
@@ -119,31 +139,38 @@ def track(
     logged but not registered: its model was trained at a past cutoff and must not serve.
     ``spec`` (the feature settings) is saved as run tag, version tag and model metadata;
     the run also keeps the record of its training data (``history/``) that later gates
-    compare with. ``gate`` is required with ``register``.
+    compare with. ``gate`` is required with ``register``. With ``promoted_only`` (a DVC
+    experiment, :func:`dvc_experiment`) the models are registered only if the gate
+    promotes them: a trial never adds versions to the production registry.
     """
     mlflow.set_experiment(experiment)
-    report = backtest or run
     with mlflow.start_run(run_name=f"{command} @ {run.prepared.cutoff.date()}") as active:
         mlflow.log_params(flatten(params))
         mlflow.set_tags(_tags(run, command, backtest, spec))
-        mlflow.log_metrics(numeric_metrics(report.metrics or report.summary))
-        mlflow.log_dict(clean_json(report.metrics or report.summary), "metrics.json")
-        mlflow.log_dict({"features": feature_list(run.models)}, "feature_list.json")
-        if report.predictions is not None and report.predictions["won"].notna().any():
-            ece_bins = report.metrics["definitions"]["ece_bins"]
-            for name, fig in charts(report.predictions, ece_bins=ece_bins).items():
-                mlflow.log_figure(fig, f"plots/{name}.png")
+        _log_report(run, backtest or run)
         if not register:
             return active.info.run_id, []
         if gate is None:
             raise ValueError("registering models needs the champion gate's settings")
         record = _log_history(run)
         names = {"close": close_model_name, "next_stage": next_stage_model_name}
-        versions = _register_pair(run, backtest, names, spec)
-        promotions = _gate_pair(run, backtest, names, versions, gate, record)
+        promotions = _gate_and_register(
+            run, backtest, names, spec, gate, record, promoted_only=promoted_only
+        )
         for p in promotions:
-            mlflow.set_tag(f"promotion.{p.model}", f"v{p.version}: {p.reason}")
+            mlflow.set_tag(f"promotion.{p.model}", f"{p.label}: {p.reason}")
         return active.info.run_id, promotions
+
+
+def _log_report(run: ModellingRun, report: ModellingRun) -> None:
+    """The metrics and charts of ``report`` (the backtest, if any) and ``run``'s features."""
+    mlflow.log_metrics(numeric_metrics(report.metrics or report.summary))
+    mlflow.log_dict(clean_json(report.metrics or report.summary), catalog.RUN_METRICS)
+    mlflow.log_dict({"features": feature_list(run.models)}, catalog.RUN_FEATURE_LIST)
+    if report.predictions is not None and report.predictions["won"].notna().any():
+        ece_bins = report.metrics["definitions"]["ece_bins"]
+        for name, fig in charts(report.predictions, ece_bins=ece_bins).items():
+            mlflow.log_figure(fig, f"{catalog.RUN_PLOTS}/{name}{catalog.PNG}")
 
 
 def _tags(run, command: str, backtest, spec: FeatureSpec) -> dict[str, str]:
@@ -193,9 +220,9 @@ def _log_pyfunc(run, kind: str, estimator, *, name: str, registered: str | None,
 def _log_history(run: ModellingRun) -> HistoryRecord:
     """Record the training data (rows, outcomes, per closed deal hashes) in ``history/``."""
     record = record_history(run.prepared.data, data_end=run.prepared.data_end)
-    mlflow.log_dict(clean_json(record.summary()), f"{HISTORY_DIR}/summary.json")
+    mlflow.log_dict(clean_json(record.summary()), f"{HISTORY_DIR}/{catalog.RUN_HISTORY_SUMMARY}")
     with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "closed_deals.parquet"
+        path = Path(tmp) / catalog.RUN_HISTORY_CLOSED
         record.closed.to_parquet(path, index=False)
         mlflow.log_artifact(str(path), HISTORY_DIR)
     return record
@@ -236,31 +263,43 @@ def _register_pair(run, backtest, names: dict[str, str], spec: FeatureSpec) -> d
     return versions
 
 
-def _gate_pair(run, backtest, names, versions, gate: Gate, record) -> list[Promotion]:
-    """Decide for each model of the pair, then promote the pair as one or not at all."""
+def _gate_and_register(
+    run, backtest, names, spec: FeatureSpec, gate: Gate, record, *, promoted_only: bool
+) -> list[Promotion]:
+    """Decide for each model of the pair, register the pair (with ``promoted_only`` only
+    if it is promoted), then promote it as one or not at all."""
     client = MlflowClient()
-    close_champion = champion_version(client, names["close"])
-    if close_champion is None:
-        decisions = {kind: promotion.first_model() for kind in versions}
+    kinds = [kind for kind, _ in _estimators(run)]
+    decisions = promotion.decide_pair(_decisions(client, backtest, names, kinds, gate, record))
+    promote = all(d.promote for d in decisions.values())
+    if promoted_only and not promote:
+        versions = dict.fromkeys(kinds, "")
     else:
-        check = _history_check(close_champion, record, gate.clock)
-        refusal, note = promotion.history_verdict(
-            check, max_rewrite_share=gate.max_rewrite_share,
-            accept=gate.accept_rewritten_history,
-        )  # fmt: skip
-        decisions = {
-            kind: promotion.with_note(
-                _decide(client, backtest, kind, names[kind], gate.min_gain), note)
-            for kind in versions
-        } if refusal is None else promotion.refuse_pair(refusal, versions)  # fmt: skip
-    decisions = promotion.decide_pair(decisions)
-    if all(d.promote for d in decisions.values()):
-        _apply(client, names, versions)
+        versions = _register_pair(run, backtest, names, spec)
+        if promote:
+            _apply(client, names, versions)
     return [
         Promotion(names[kind], versions[kind], d.promote,
                   f"promoted to champion: {d.reason}" if d.promote else d.reason)
         for kind, d in decisions.items()
     ]  # fmt: skip
+
+
+def _decisions(client, backtest, names, kinds, gate: Gate, record) -> dict:
+    """Each model's gate decision (the pair is not decided yet)."""
+    close_champion = champion_version(client, names["close"])
+    if close_champion is None:
+        return {kind: promotion.first_model() for kind in kinds}
+    check = _history_check(close_champion, record, gate.clock)
+    refusal, note = promotion.history_verdict(
+        check, max_rewrite_share=gate.max_rewrite_share, accept=gate.accept_rewritten_history
+    )
+    if refusal is not None:
+        return promotion.refuse_pair(refusal, kinds)
+    return {
+        kind: promotion.with_note(_decide(client, backtest, kind, names[kind], gate.min_gain), note)
+        for kind in kinds
+    }
 
 
 def _history_check(champion, record: HistoryRecord, clock: pd.Timestamp):
@@ -269,8 +308,8 @@ def _history_check(champion, record: HistoryRecord, clock: pd.Timestamp):
         with tempfile.TemporaryDirectory() as tmp, no_progress_bar():
             folder = Path(mlflow.artifacts.download_artifacts(
                 run_id=champion.run_id, artifact_path=HISTORY_DIR, dst_path=tmp))  # fmt: skip
-            summary = json.loads((folder / "summary.json").read_text(encoding="utf-8"))
-            closed = pd.read_parquet(folder / "closed_deals.parquet")
+            summary = catalog.read_json(folder / catalog.RUN_HISTORY_SUMMARY)
+            closed = pd.read_parquet(folder / catalog.RUN_HISTORY_CLOSED)
     except (MlflowException, OSError, ValueError):
         return None
     return compare_history(HistoryRecord.from_parts(summary, closed), record, clock=clock)
@@ -398,7 +437,7 @@ def track_forecast(run, *, params: dict, experiment: str, model_version: str) ->
         )  # fmt: skip
         metrics = {"forecast": run.metrics.get("methods", {}), "sigma": run.sigma}
         mlflow.log_metrics(numeric_metrics(metrics))
-        mlflow.log_dict(clean_json(run.metrics), "forecast_backtest.json")
+        mlflow.log_dict(clean_json(run.metrics), catalog.RUN_FORECAST_METRICS)
         for name in ("forecast", "fan_chart", "backtest"):
             if name in run.files:
                 mlflow.log_artifact(str(run.files[name]))

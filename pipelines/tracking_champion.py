@@ -21,6 +21,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from features.spec import FeatureSpec, describe_differences
+from pipelines.catalog import PARAMS_FILE
 
 CHAMPION, CHALLENGER = "champion", "challenger"
 FEATURE_SPEC_TAG = "feature_spec"
@@ -140,8 +141,8 @@ def _check_spec(trained: FeatureSpec | None, spec: FeatureSpec, label: str) -> N
     diffs = trained.differences(spec)
     if diffs:
         raise StepError(
-            f"the champion {label} was trained with other feature settings than params.yaml: "
-            + describe_differences(diffs, ours="champion", theirs="params.yaml")
+            f"the champion {label} was trained with other feature settings than {PARAMS_FILE}: "
+            + describe_differences(diffs, ours="champion", theirs=PARAMS_FILE)
             + ". Scoring would build features the model never saw: restore the settings or "
             "run `dealcast train` to train a champion with them"
         )

@@ -115,22 +115,29 @@ def _together(
         return None
     out: list[tuple[CRMData, list[Problem]] | Invalid] = []
     start = dict.fromkeys(PARTS.values(), 0)
-    for part in parts:
+    filled = {t: {c: f[c].notna().to_numpy(bool) for c in f.columns} for t, f in tables.items()}
+    closed = _closed(tables["deals"])
+    for k, part in enumerate(parts):
         own = {}
         for table, records in part.items():
             if records:
-                frame = tables[table].iloc[start[table] : start[table] + len(records)]
-                start[table] += len(records)
-                own[table] = _own_columns(frame.reset_index(drop=True), records)
-        problems = _still_open(own["deals"])
+                a, b = start[table], start[table] + len(records)
+                start[table] = b
+                own[table] = _own_columns(tables[table], filled[table], a, b, records)
+        problems = _closed_problem() if closed[k] else []
         out.append(Invalid(problems) if problems else (CRMData(**own), []))
     return out
 
 
-def _own_columns(frame: pd.DataFrame, records: list[dict]) -> pd.DataFrame:
-    """A body's slice without the custom attributes only other bodies posted."""
+def _own_columns(
+    frame: pd.DataFrame, filled: dict[str, np.ndarray], a: int, b: int, records: list[dict]
+) -> pd.DataFrame:
+    """A body's rows ``a:b`` without the custom attributes only other bodies posted."""
     posted = {k for r in records for k in r}
-    return frame[[c for c in frame.columns if c in posted or frame[c].notna().any()]]
+    keep = [c for c in frame.columns if c in posted or filled[c][a:b].any()]
+    if len(keep) == len(frame.columns):
+        return frame.iloc[a:b].reset_index(drop=True)
+    return pd.DataFrame({c: frame[c].array[a:b] for c in keep}, copy=False)
 
 
 def _rows_of(body: ScoreRequest) -> dict[str, list[dict]]:
@@ -211,16 +218,17 @@ def _ownership(body: ScoreRequest) -> list[Problem]:
 
 
 def _still_open(deals: pd.DataFrame) -> list[Problem]:
-    if deals["closed_at"].notna().any() or deals["outcome"].notna().any():
-        return [
-            problem(
-                "deal",
-                "closed_at",
-                "the deal is closed; only open deals are scored",
-                rule="deal_closed",
-            )
-        ]
-    return []
+    return _closed_problem() if _closed(deals).any() else []
+
+
+def _closed(deals: pd.DataFrame) -> np.ndarray:
+    """Per deal row: closed (a close time or an outcome)."""
+    return deals["closed_at"].notna().to_numpy(bool) | deals["outcome"].notna().to_numpy(bool)
+
+
+def _closed_problem() -> list[Problem]:
+    message = "the deal is closed; only open deals are scored"
+    return [problem("deal", "closed_at", message, rule="deal_closed")]
 
 
 def pydantic_problem(error: Mapping[str, Any]) -> Problem:

@@ -12,7 +12,7 @@ move every rate) stands alone. Each deal's result is then exactly its result alo
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import numpy as np
 import pandas as pd
@@ -24,8 +24,16 @@ from features.point_in_time import US_PER_DAY, to_us
 from features.snapshots import Deals
 from features.stage_history import _MAX_AGE_DAYS, StageRows
 
-if TYPE_CHECKING:
-    from serving.single_deal import DealIndex
+
+class DealIndex(Protocol):
+    """What the grouping reads of :class:`serving.single_deal.DealIndex` (a protocol, so
+    this module does not import the one that imports it)."""
+
+    data: CRMData
+    stages: tuple[str, ...]
+    slack: np.ndarray
+
+    def crm_rows(self, table: str, deal_id: str) -> np.ndarray: ...
 
 
 def _deal_id(posted: CRMData) -> str:

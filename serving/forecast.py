@@ -37,9 +37,13 @@ from itertools import pairwise
 import numpy as np
 import pandas as pd
 
+from serving.calendar_clock import warp
+
 ALL = "(all)"
 DAY = pd.Timedelta(days=1)
 QUANTILES = (0.1, 0.5, 0.9)
+#: New-deal revenue follows the number of deals created in this many days (growth).
+VOLUME_DAYS = 91
 
 
 @dataclass(frozen=True)
@@ -228,11 +232,15 @@ def new_deal_history(
 
     For each period the window is taken relative to as_of (``[max(start, as_of), end)``);
     past origins are ``as_of - j`` months (j = 1, 2, ...) whose window ended by as_of and
-    that are not before the first deal; the ``origins`` latest are used.
+    that are not before the first deal; the ``origins`` latest are used. Each origin's
+    revenue is scaled by how many more (or fewer) deals were created in the
+    :data:`VOLUME_DAYS` before as_of than before that origin (bounded to [0.5, 2]): a
+    growing CRM would otherwise be forecast at last year's size.
     """
     won = won_mask(deals, won_label)
     created, closed, amount = deals["created_at"], deals["closed_at"], amounts(deals)
     first = created.min()
+    now = _created_before(created, as_of)
     rows = []
     for p in periods:
         a, b = max(p.start, as_of) - as_of, p.end - as_of
@@ -247,7 +255,9 @@ def new_deal_history(
                 continue
             hit = won & (created > o).to_numpy() & (closed >= o + a).to_numpy()
             hit &= (closed < o + b).to_numpy(bool)
-            values.append(amount[hit].sum())
+            then = _created_before(created, o)
+            growth = np.clip(now / then, 0.5, 2.0) if then > 0 and now > 0 else 1.0
+            values.append(amount[hit].sum() * growth)
         v = np.asarray(values, float)
         rows.append(
             {
@@ -257,6 +267,11 @@ def new_deal_history(
             }
         )
     return pd.DataFrame(rows)
+
+
+def _created_before(created: pd.Series, t: pd.Timestamp) -> int:
+    """Deals created in the :data:`VOLUME_DAYS` days up to ``t``."""
+    return int(((created > t - VOLUME_DAYS * DAY) & (created <= t)).sum())
 
 
 def shared_shock_sigma(
@@ -296,39 +311,58 @@ def curve_days(frame: pd.DataFrame) -> tuple[list[str], np.ndarray]:
     return [cols[i] for i in order], days[order]
 
 
-def curve_probabilities(curves: pd.DataFrame, windows: np.ndarray) -> np.ndarray:
+def curve_probabilities(
+    curves: pd.DataFrame,
+    windows: np.ndarray,
+    w: np.ndarray | None = None,
+    factors: np.ndarray | None = None,
+) -> np.ndarray:
     """P(won in ``[a, b)`` days after as_of) per deal (rows) and window (columns).
 
-    From P(won by d) at the curve's days: 0 at day 0, linear in between, flat after the last
-    day (the model says nothing beyond it, so nothing is counted there).
+    From P(won by d) at the curve's days: 0 at day 0, flat after the last day (the model
+    says nothing beyond it, so nothing is counted there). In between, each interval's
+    probability is shared between its days in proportion to the calendar clock ``w``
+    (:func:`serving.calendar_clock.clock`: wins bunch at quarter ends), evenly without it.
+    ``factors`` (one per curve day) scale each interval's won increment: the close model's
+    ``revenue_factors_``, so that revenue, not only deal counts, lands in the right period.
     """
     cols, days = curve_days(curves)
     xs = np.r_[0.0, days]
     F = np.column_stack([np.zeros(len(curves)), curves[cols].to_numpy(float)])
     F = np.maximum.accumulate(F, axis=1)
+    if factors is not None and len(factors) == len(days):
+        F = np.minimum(np.c_[F[:, :1], np.cumsum(np.diff(F, axis=1) * factors, axis=1)], 1.0)
+    clock_at = warp(xs, w)
 
     def at(t: float) -> np.ndarray:
         if t >= xs[-1]:
             return F[:, -1]
         i = int(np.searchsorted(xs, t, side="right"))
-        w = (t - xs[i - 1]) / (xs[i] - xs[i - 1])
-        return F[:, i - 1] + w * (F[:, i] - F[:, i - 1])
+        span = clock_at[i] - clock_at[i - 1]
+        share = (warp(t, w) - clock_at[i - 1]) / span if span > 0 else 0.0
+        return F[:, i - 1] + float(share) * (F[:, i] - F[:, i - 1])
 
     out = np.column_stack([at(b) - at(a) for a, b in windows]) if len(windows) else None
     return np.clip(out, 0.0, 1.0) if out is not None else np.zeros((len(curves), 0))
 
 
 def open_pipeline(
-    open_deals: pd.DataFrame, windows_for, stage_shares=None
+    open_deals: pd.DataFrame,
+    windows_for,
+    stage_shares=None,
+    w: np.ndarray | None = None,
+    factors: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """(P(won by the last window), per-window shares of it) of every open deal.
 
     With curve columns (:func:`curve_days`) the windows are ``windows_for(last curve day)``
-    and the model's curve decides; otherwise ``p_win`` x ``stage_shares(windows_for(H))``.
+    and the model's curve decides, timed inside its intervals by the calendar clock ``w``
+    and scaled per interval by ``factors`` (:func:`curve_probabilities`); otherwise
+    ``p_win`` x ``stage_shares(windows_for(H))``.
     """
     cols, days = curve_days(open_deals)
     if cols:
-        per = curve_probabilities(open_deals, windows_for(days[-1]))
+        per = curve_probabilities(open_deals, windows_for(days[-1]), w, factors)
         total = per.sum(axis=1)
         shares = np.divide(per, total[:, None], out=np.zeros_like(per), where=total[:, None] > 0)
         return total, shares

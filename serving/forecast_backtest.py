@@ -29,6 +29,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from serving.calendar_clock import calendar_clock_at
 from serving.forecast import (
     ALL,
     QUANTILES,
@@ -122,6 +123,8 @@ def backtest_origin(
     min_stage_wins: float,
     new_deal_origins: int,
     prior_strength: float,
+    calendar_prior_days: float,
+    revenue_factors: np.ndarray | None = None,
 ) -> list[dict]:
     """One row per method for ``period`` forecast at ``origin`` (inside it).
 
@@ -163,7 +166,10 @@ def backtest_origin(
         windows = windows_of([period], origin, horizon_days)
         return deal_shares(stages, timing_shares(wins, windows, min_stage_wins=min_stage_wins))
 
-    p, per_deal = open_pipeline(scored, lambda h: windows_of([period], origin, h), stage_shares)
+    w = calendar_clock_at(known, as_of=origin, won_label=won_label, prior_days=calendar_prior_days)
+    p, per_deal = open_pipeline(
+        scored, lambda h: windows_of([period], origin, h), stage_shares, w, revenue_factors
+    )
     out = []
     dc = simulate_open(p, amount, per_deal, sigma=sigma, draws=draws, rng=rng)[:, 0]
     out.append(("dealcast", float((p * amount) @ per_deal[:, 0]), dc))

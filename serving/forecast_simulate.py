@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from serving.calendar_clock import calendar_clock_at
 from serving.forecast import (
     ALL,
     QUANTILES,
@@ -105,6 +106,8 @@ def revenue_forecast(
     seed: int,
     min_stage_wins: float,
     new_deal_origins: int,
+    calendar_prior_days: float,
+    revenue_factors: np.ndarray | None = None,
 ) -> pd.DataFrame:
     """The forecast table, one row per period (columns :data:`COLUMNS`).
 
@@ -123,7 +126,10 @@ def revenue_forecast(
         return deal_shares(open_deals["stage"].astype("object").to_numpy(), shares)
 
     amount = np.nan_to_num(pd.to_numeric(open_deals["amount"], errors="coerce").to_numpy(float))
-    p, per_deal = open_pipeline(open_deals, lambda h: windows_of(grid, as_of, h), stage_shares)
+    w = calendar_clock_at(deals, as_of=as_of, won_label=won_label, prior_days=calendar_prior_days)
+    p, per_deal = open_pipeline(
+        open_deals, lambda h: windows_of(grid, as_of, h), stage_shares, w, revenue_factors
+    )
     rng = np.random.default_rng(seed)
     grid_draws = simulate_open(p, amount, per_deal, sigma=sigma, draws=draws, rng=rng)
     grid_expected = (p * amount) @ per_deal

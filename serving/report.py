@@ -230,6 +230,11 @@ def _model_notes(m: dict) -> list[str]:
         notes.append(h.para(f"Close model: {guard['decision']}.", "note"))
     for d in m.get("drift") or []:
         notes.append(h.para(f"Left out, drifted: {d['feature']} ({d['reason']}).", "missing"))
+    refit = (m.get("test_window") or {}).get("rows_scored_by_the_drift_refit", 0)
+    if refit:
+        notes.append(h.para(
+            f"{refit:,} test snapshots were scored by the model refitted without the "
+            "features that had drifted at their date.", "missing"))  # fmt: skip
     fallback = (m.get("test_window") or {}).get("rows_scored_by_the_drift_fallback", 0)
     if fallback:
         notes.append(h.para(

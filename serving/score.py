@@ -126,6 +126,7 @@ def score_open_deals(
     data_fingerprint: str,
     deal_ids: tuple[str, ...] | None = None,
     day_drift: list | None = None,
+    features: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """The ranked table of every deal open at ``as_of`` (columns :data:`COLUMNS`).
 
@@ -133,6 +134,8 @@ def score_open_deals(
     rows are the full table's rows, ranked among themselves only. The drift check is a
     verdict on a whole day's deals, so scoring a few of them takes the day's verdict as
     ``day_drift`` (the full table's ``attrs["drift"]``) instead of judging the few.
+    ``features`` given (the rows ``build_features`` would give, e.g. from
+    ``serving.deal_features``) are scored as they are instead of built from ``data``.
 
     ``close`` is a fitted :class:`~models.close_probability.CloseProbabilityModel`,
     ``next_stage`` a fitted :class:`~models.next_stage.NextStageModel` or None (then the
@@ -141,16 +144,17 @@ def score_open_deals(
     """
     if priority not in PRIORITIES:
         raise ValueError(f"priority must be one of {PRIORITIES}, not {priority!r}")
-    features = build_features(
-        data,
-        as_of_dates=pd.DatetimeIndex([as_of]),
-        funnel=funnel,
-        windows_days=windows_days,
-        trend_days=trend_days,
-        recency_channels=recency_channels,
-        prior_strength=prior_strength,
-        deal_ids=deal_ids,
-    )
+    if features is None:
+        features = build_features(
+            data,
+            as_of_dates=pd.DatetimeIndex([as_of]),
+            funnel=funnel,
+            windows_days=windows_days,
+            trend_days=trend_days,
+            recency_channels=recency_channels,
+            prior_strength=prior_strength,
+            deal_ids=deal_ids,
+        )
     if features.empty:
         raise NoOpenDealsError(f"no deal is open at {as_of}: nothing to score")
     absent = tuple(t for t in ("accounts", "stage_history", "touchpoints") if data.table(t) is None)

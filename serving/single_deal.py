@@ -1,11 +1,11 @@
-"""Score one posted deal fast, in the context of a loaded CRM, as the daily export would.
+"""A posted deal's rows against a loaded CRM: which rows it replaces, and the data to score.
 
-The API posts one deal with its own rows. Re-scoring the whole CRM for that (the export's
-way) costs seconds; here the CRM is indexed once (:class:`DealIndex`), each request swaps
-the posted rows in for the deal's rows (:meth:`DealIndex.merged`), and the features are
-built for that deal alone with the same code (``features.build.build_features`` with
-``deal_ids``; every rate and aggregate still uses all of the CRM), so the deal's row is
-exactly the row the export would give it if the deal were in the CRM.
+The CRM is indexed once (:class:`DealIndex`: every deal's row positions, row hashes to
+tell an unchanged repost). For a posted deal it gives either only the deal's own rows as
+the CRM would hold them with the deal in place (:meth:`DealIndex.alone`, the fast path of
+:mod:`serving.posted`, with the CRM-wide aggregates from :mod:`serving.deal_features`), or
+the CRM with the deal's rows swapped in (:meth:`DealIndex.merged`, for the full build),
+and the notes that say what was replaced or kept.
 
 What a posted deal does to the CRM's rows of the same ``deal_id`` (a repost):
 
@@ -21,7 +21,6 @@ touch family counts nothing else for a deal (``features.touchpoints.relevant_row
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -29,8 +28,8 @@ import pandas as pd
 
 from crm.data import CRMData
 from crm.schemas import Funnel
-from serving.deal_groups import groups, median_slack
-from serving.score import NoOpenDealsError, Priority, rank
+from serving.deal_groups import median_slack
+from serving.score import Priority, rank
 
 #: Per-deal tables whose rows of the posted deal replace the CRM's rows of that deal.
 DEAL_TABLES = ("stage_history", "touchpoints")
@@ -81,11 +80,49 @@ class DealIndex:
             if touches is not None and "account_id" in touches and "deal_id" in touches
             else {}
         )
+        accounts = data.accounts
+        self._accounts = (
+            _groups(accounts["account_id"])
+            if accounts is not None and "account_id" in accounts
+            else {}
+        )
+        self._hashes = {
+            name: row_hashes(frame, frame.columns)
+            for name in ("deals", *DEAL_TABLES)
+            if (frame := data.table(name)) is not None
+        }
         self.stages = tuple(funnel.stages)
         self.slack = median_slack(data, funnel=funnel, as_of=as_of)
 
     def crm_rows(self, table: str, deal_id: str) -> np.ndarray:
         return self._rows.get(table, {}).get(deal_id, np.empty(0, np.int64))
+
+    def same_rows(self, table: str, deal_id: str, posted: pd.DataFrame) -> bool:
+        """Whether ``posted`` holds exactly the CRM's rows of the deal in ``table`` (any
+        order; a CRM column not posted must be empty there; no column the CRM lacks)."""
+        return self.same_rows_many(table, [(deal_id, posted)])[0]
+
+    def same_rows_many(self, table: str, items: list[tuple[str, pd.DataFrame]]) -> list[bool]:
+        """:meth:`same_rows` of each ``(deal_id, posted)``; the posted frames of the same
+        columns and dtypes are hashed in one pass (the cost of hashing is mostly per call)."""
+        crm, out = self.data.table(table), [False] * len(items)
+        alike: dict[tuple, list[int]] = {}
+        for k, (deal_id, posted) in enumerate(items):
+            if len(self.crm_rows(table, deal_id)) == len(posted) and not (
+                set(posted.columns) - set(crm.columns)
+            ):
+                key = (tuple(posted.columns), tuple(map(str, posted.dtypes)))
+                alike.setdefault(key, []).append(k)
+        for members in alike.values():
+            frames = [items[k][1] for k in members]
+            both = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
+            hashes = row_hashes(both, crm.columns)
+            ends = np.cumsum([len(f) for f in frames])
+            for k, end, frame in zip(members, ends, frames, strict=True):
+                ours = np.sort(hashes[end - len(frame) : end])
+                rows = self.crm_rows(table, items[k][0])
+                out[k] = bool(np.array_equal(ours, np.sort(self._hashes[table][rows])))
+        return out
 
     def merged(self, posted: list[CRMData]) -> tuple[CRMData, list[list[Note]]]:
         """The CRM with the posted deals' rows in place (see the module docstring), its
@@ -126,6 +163,30 @@ class DealIndex:
             )
         return out, notes
 
+    def alone(self, posted: list[CRMData]) -> CRMData:
+        """Only the posted deals' rows, as :meth:`merged` holds them (typed as the CRM's
+        columns; stage rows and touches posted, or the CRM's when none are posted; their
+        accounts' rows and account-level touches): the input of
+        :func:`serving.deal_features.posted_features`. ``ValueError`` as :meth:`merged`."""
+        ids = [_deal_id(p) for p in posted]
+        out = CRMData(deals=_concat(self.data.deals.iloc[:0], *(p.deals for p in posted)))
+        history = self.data.stage_history
+        if history is not None:
+            kept, added = [], []
+            for deal_id, p in zip(ids, posted, strict=True):
+                rows = self.crm_rows("stage_history", deal_id)
+                new = _replace("stage_history", deal_id, p.stage_history, rows, [])
+                kept.append(rows if new is None else np.empty(0, np.int64))
+                added.append(new)
+            out = out.with_table("stage_history", _concat(history.iloc[_cat(kept)], *added))
+        if self.data.touchpoints is not None:
+            out = out.with_table("touchpoints", self._touches(ids, posted, [[] for _ in ids]))
+        if self.data.accounts is not None:
+            none = np.empty(0, np.int64)
+            rows = [self._accounts.get(_account(p) or "", none) for p in posted]
+            out = out.with_table("accounts", self.data.accounts.iloc[np.unique(_cat(rows))])
+        return out
+
     def notes(self, posted: CRMData) -> list[Note]:
         """The notes :meth:`merged` gives a posted deal, without merging anything."""
         deal_id = _deal_id(posted)
@@ -151,7 +212,9 @@ class DealIndex:
             added.append(new)
             extra = p.touchpoints
             if extra is not None and "deal_id" in extra:
-                added.append(_new_rows(extra[extra["deal_id"].isna()], touches.iloc[level]))
+                account_level = extra["deal_id"].isna().to_numpy(bool)
+                if account_level.any():
+                    added.append(_new_rows(extra[account_level], touches.iloc[level]))
         crm = touches.iloc[np.unique(_cat(crm_rows))]
         return _concat(crm, *added)
 
@@ -162,7 +225,7 @@ def _replaces_deal(deal_id: str) -> Note:
 
 
 def _deal_id(posted: CRMData) -> str:
-    return str(posted.deals["deal_id"].iloc[0])
+    return str(posted.deals["deal_id"].array[0])
 
 
 def _account(posted: CRMData) -> str | None:
@@ -180,7 +243,8 @@ def _replace(
     """The posted rows of the deal, or None to keep the CRM's ``rows`` as they are."""
     deal_rows = posted
     if posted is not None and "deal_id" in posted:
-        deal_rows = posted[posted["deal_id"].astype("str") == deal_id]
+        mine = _is(posted["deal_id"], deal_id)
+        deal_rows = posted if mine.all() else posted[mine]
     if deal_rows is None or deal_rows.empty:
         if len(rows):
             message = f"none posted: the deal's {len(rows)} {table} row(s) of the CRM are kept"
@@ -193,6 +257,16 @@ def _replace(
         )
         notes.append(Note(table, "replaces_crm_rows", message))
     return deal_rows
+
+
+def _is(values: pd.Series, deal_id: str) -> np.ndarray:
+    """Which ``values`` are ``deal_id`` as text (missing ones are not); a loop in Python,
+    as a posted deal has a few rows and pandas' per-call cost is most of the cost."""
+    return np.fromiter(
+        (not pd.isna(v) and str(v) == deal_id for v in values.array),
+        dtype=bool,
+        count=len(values),
+    )
 
 
 def _ignored(table: str) -> Note:
@@ -228,7 +302,7 @@ def _concat(base: pd.DataFrame, *others: pd.DataFrame | None) -> pd.DataFrame:
     parts = [o for o in others if o is not None and len(o)]
     if not parts:
         return base.reset_index(drop=True)
-    new = pd.concat([p.reindex(columns=base.columns) for p in parts], ignore_index=True)
+    new = pd.concat(parts, ignore_index=True).reindex(columns=base.columns)
     base = base.copy(deep=False)
     for column in base.columns:
         kind = base[column].dtype
@@ -262,87 +336,85 @@ def rank_among(leads: pd.DataFrame, scored: pd.DataFrame, *, priority: Priority)
     return ranked[ranked["deal_id"].astype("str").isin(ids)].reset_index(drop=True)
 
 
-def _unchanged(index: DealIndex, posted: CRMData, leads: pd.DataFrame) -> pd.DataFrame | None:
+def _unchanged(
+    index: DealIndex, posted: CRMData, leads: pd.DataFrame, where: dict[str, int] | None = None
+) -> pd.DataFrame | None:
     """Today's ranked row of a reposted deal whose posted rows are exactly the CRM's (the
-    CRM does not change, so neither does its row), else None."""
-    deal_id = _deal_id(posted)
-    row = leads[(leads["deal_id"].astype("str") == deal_id).to_numpy()]
-    if row.empty or posted.touchpoints is not None and posted.touchpoints["deal_id"].isna().any():
+    CRM does not change, so neither does its row), else None. ``where`` maps ``leads``'
+    deal ids to positions (built here when not given)."""
+    if where is None:
+        where = {d: i for i, d in enumerate(leads["deal_id"].astype("str"))}
+    return unchanged_many(index, [posted], leads, where)[0]
+
+
+def unchanged_many(
+    index: DealIndex, posted: list[CRMData], leads: pd.DataFrame, where: dict[str, int]
+) -> list[pd.DataFrame | None]:
+    """:func:`_unchanged` of each posted deal, each table's rows compared for all of
+    them at once (:meth:`DealIndex.same_rows_many`)."""
+    ids = [_deal_id(p) for p in posted]
+    compare: dict[int, list[str]] = {}
+    for i, p in enumerate(posted):
+        tables = _tables_to_compare(index, p, ids[i] in where)
+        if tables is not None:
+            compare[i] = tables
+    for table in ("deals", *DEAL_TABLES):
+        members = [i for i, tables in compare.items() if table in tables]
+        items = [(ids[i], posted[i].table(table)) for i in members]
+        for i, same in zip(members, index.same_rows_many(table, items), strict=True):
+            if not same:
+                del compare[i]
+    out: list[pd.DataFrame | None] = [None] * len(posted)
+    for i in compare:
+        at = where[ids[i]]
+        out[i] = leads.iloc[at : at + 1].reset_index(drop=True)
+    return out
+
+
+def _tables_to_compare(index: DealIndex, posted: CRMData, listed: bool) -> list | None:
+    """The tables whose posted rows must equal the CRM's for the repost to be unchanged;
+    None when it cannot be unchanged whatever the rows (not in today's list, rows for a
+    table the CRM lacks, account-level touches)."""
+    if not listed:
         return None
+    if posted.touchpoints is not None and posted.touchpoints["deal_id"].isna().any():
+        return None
+    tables = []
     for table in ("deals", *DEAL_TABLES):
         crm, new = index.data.table(table), posted.table(table)
         if crm is None or new is None or new.empty:
             if table == "deals" or (new is not None and not new.empty):
                 return None
             continue
-        if not _same_rows(crm.iloc[index.crm_rows(table, deal_id)], new):
-            return None
-    return row
+        tables.append(table)
+    return tables
 
 
-def _same_rows(crm: pd.DataFrame, posted: pd.DataFrame) -> bool:
-    """Whether ``posted``, typed as the CRM's columns, holds exactly the ``crm`` rows."""
-    if len(crm) != len(posted) or set(posted.columns) - set(crm.columns):
-        return False
-    try:
-        aligned = _concat(crm.iloc[:0], posted)
-    except ValueError:
-        return False
-    left, right = _as_text(crm.reset_index(drop=True)), _as_text(aligned)
-    columns = list(left.columns)
-    left = left.sort_values(columns).reset_index(drop=True)
-    return left.equals(right.sort_values(columns).reset_index(drop=True))
+def row_hashes(frame: pd.DataFrame, columns: pd.Index) -> np.ndarray:
+    """One hash per row of its values in ``columns`` (a column the frame lacks is empty):
+    equal rows hash equal whatever the column dtypes (missing values as None, booleans
+    apart from 0 / 1), so a posted deal's rows can be matched with the CRM's."""
+    cells = frame.reindex(columns=columns).to_numpy(dtype=object)
+    cells[pd.isna(cells)] = None
+    for j, column in enumerate(columns):
+        if column in frame and pd.api.types.is_bool_dtype(frame[column].dtype):
+            for i in np.flatnonzero(cells[:, j] != None):  # noqa: E711 - elementwise
+                cells[i, j] = ("bool", cells[i, j])
+    rows = (hash(tuple(row)) for row in cells.tolist())
+    return np.fromiter(rows, dtype=np.int64, count=len(cells))
 
 
-def score_many(
-    index: DealIndex,
-    posted: list[CRMData],
-    *,
-    score: Callable[[CRMData, tuple[str, ...]], pd.DataFrame],
-    leads: pd.DataFrame,
-    priority: Priority,
-) -> list[tuple[pd.DataFrame, list[Note]] | ValueError]:
-    """Each posted deal's ranked row and notes, exactly as if it alone were posted (its
-    rank among today's leads); ``ValueError`` for a deal that cannot be scored.
-
-    ``score(data, deal_ids)`` scores the given deals of ``data``
-    (``serving.score.score_open_deals`` with the champion). Deals are scored group by
-    group (:func:`groups`), one feature build and one model pass per group; a repost
-    whose rows are exactly the CRM's gets today's ranked row (nothing changed).
-    """
-    out: list[tuple[pd.DataFrame, list[Note]] | ValueError] = [ValueError()] * len(posted)
-    todo = []
-    for i, p in enumerate(posted):
-        cached = _unchanged(index, p, leads)
-        if cached is None:
-            todo.append(i)
-        else:
-            out[i] = (rank_among(leads, cached, priority=priority), index.notes(p))
-    for group in groups(index, [posted[i] for i in todo]):
-        members = [todo[k] for k in group]
-        try:
-            data, notes = index.merged([posted[i] for i in members])
-        except ValueError as exc:
-            if len(members) > 1:  # find whose value does not fit: one by one
-                for i in members:
-                    out[i] = score_many(index, [posted[i]], score=score, leads=leads,
-                                        priority=priority)[0]  # fmt: skip
-                continue
-            out[members[0]] = exc
-            continue
-        ids = tuple(_deal_id(posted[i]) for i in members)
-        try:
-            scored = score(data, ids)
-        except NoOpenDealsError:
-            scored = pd.DataFrame({"deal_id": pd.Series([], dtype="str")})
-        by_id = scored["deal_id"].astype("str")
-        for i, deal_id, own in zip(members, ids, notes, strict=True):
-            row = scored[(by_id == deal_id).to_numpy()]
-            if row.empty:
-                out[i] = ValueError(
-                    f"deal {deal_id!r} is not open at the scoring moment (created later, or "
-                    "its last stage is won/lost): nothing to score"
-                )
-            else:
-                out[i] = (rank_among(leads, row, priority=priority), own)
+def contiguous(data: CRMData) -> CRMData:
+    """The same tables with every Arrow-backed column in one chunk (a CSV is read in
+    chunks; taking a deal's few rows from a chunked column is several times slower)."""
+    out = data
+    for name in data.present():
+        frame = data.table(name)
+        columns = {}
+        for column in frame.columns:
+            arrow = getattr(frame[column].array, "_pa_array", None)
+            if arrow is not None and getattr(arrow, "num_chunks", 1) > 1:
+                columns[column] = pd.array(arrow.combine_chunks(), dtype=frame[column].dtype)
+        if columns:
+            out = out.with_table(name, frame.assign(**columns))
     return out

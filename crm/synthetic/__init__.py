@@ -31,13 +31,13 @@ from crm.synthetic.deals import SOURCES, make_deals
 from crm.synthetic.messy import make_messy
 from crm.synthetic.owners import make_owners, n_owners_for
 from crm.synthetic.progression import simulate, win_probability
+from crm.synthetic.recording import transform_frames
 from crm.synthetic.scenarios import (
     SCENARIOS,
     UnknownScenarioError,
     adjust_deals,
     scenario_order,
     scenario_start,
-    transform_frames,
 )
 from crm.synthetic.timeline import Timeline
 from crm.synthetic.touchpoints import account_touches, combine, deal_touches, make_contacts

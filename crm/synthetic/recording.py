@@ -10,6 +10,8 @@ See :mod:`crm.synthetic.scenarios` for what each scenario means.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
+
 import numpy as np
 import pandas as pd
 
@@ -145,3 +147,33 @@ def blank_when_open(
     deals[BLANK_WHEN_OPEN_COLUMN] = deals[BLANK_WHEN_OPEN_COLUMN].mask(is_open)
     note = f"{BLANK_WHEN_OPEN_COLUMN} blank for the {int(is_open.sum())} open deals"
     return data.with_table("deals", deals), truth, note
+
+
+Transform = Callable[[CRMData, pd.DataFrame, Timeline, np.random.Generator], tuple]
+
+
+def transform_frames(
+    names: tuple[str, ...],
+    data: CRMData,
+    truth: pd.DataFrame,
+    *,
+    timeline: Timeline,
+    rng: np.random.Generator,
+) -> tuple[CRMData, pd.DataFrame, dict[str, str]]:
+    """The recorded frames of the scenarios in ``names`` and the truth of the deals kept.
+
+    ``truth`` gains ``created_at_true`` (the real creation, before any clamping); its
+    outcome and close columns stay the real, uncut ones.
+    """
+    truth = truth.assign(created_at_true=data.deals["created_at"].to_numpy())
+    steps: Mapping[str, Transform] = {
+        "late-wins": late_wins,
+        "left-truncated": left_truncated,
+        "field-stops": field_stops,
+        "blank-when-open": blank_when_open,
+    }
+    notes: dict[str, str] = {}
+    for name, step in steps.items():
+        if name in names:
+            data, truth, notes[name] = step(data, truth, timeline, rng)
+    return data, truth, notes

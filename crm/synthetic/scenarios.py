@@ -32,13 +32,12 @@ What each scenario does (the constants below set the amounts):
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import replace
 
 import numpy as np
 import pandas as pd
 
-from crm.data import CRMData
 from crm.synthetic.deals import Deals, dwell_scale_of
 from crm.synthetic.progression import win_probability
 from crm.synthetic.timeline import Timeline, as_utc
@@ -145,38 +144,6 @@ def _faster(deals: Deals, timeline: Timeline) -> Deals:
     return replace(
         deals, dwell_scale=deals.dwell_scale * SHORT_CYCLE_FACTOR, expected_close=expected
     )
-
-
-Transform = Callable[[CRMData, pd.DataFrame, Timeline, np.random.Generator], tuple]
-
-
-def transform_frames(
-    names: tuple[str, ...],
-    data: CRMData,
-    truth: pd.DataFrame,
-    *,
-    timeline: Timeline,
-    rng: np.random.Generator,
-) -> tuple[CRMData, pd.DataFrame, dict[str, str]]:
-    """The recorded frames of the scenarios in ``names`` and the truth of the deals kept.
-
-    ``truth`` gains ``created_at_true`` (the real creation, before any clamping); its
-    outcome and close columns stay the real, uncut ones.
-    """
-    from crm.synthetic import recording
-
-    truth = truth.assign(created_at_true=data.deals["created_at"].to_numpy())
-    steps: Mapping[str, Transform] = {
-        "late-wins": recording.late_wins,
-        "left-truncated": recording.left_truncated,
-        "field-stops": recording.field_stops,
-        "blank-when-open": recording.blank_when_open,
-    }
-    notes: dict[str, str] = {}
-    for name, step in steps.items():
-        if name in names:
-            data, truth, notes[name] = step(data, truth, timeline, rng)
-    return data, truth, notes
 
 
 def _day_at(timeline: Timeline, fraction: float) -> float:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -185,3 +186,14 @@ def fit_all(bt: Backtest, **overrides):
 @pytest.fixture(scope="session")
 def fitted_models(small_backtest: Backtest):
     return fit_all(small_backtest)
+
+
+def labels_frame(outcome, days_to_close, days_observed) -> pd.DataFrame:
+    """Hazard-model labels by hand: outcome (None = open), days to close, days watched."""
+    return pd.DataFrame(
+        {
+            "outcome": pd.array(outcome, dtype="str"),
+            "days_to_close": np.array(days_to_close, float),
+            "days_observed": np.array(days_observed, float),
+        }
+    )

@@ -21,18 +21,9 @@ from models.intervals import (
 )
 from models.next_stage import consistent_with_close
 from tests.models.conftest import CUTOFF, HORIZON, close_model, hazard_model
+from tests.models.conftest import labels_frame as labels
 
 FLOOR = 0.005
-
-
-def labels(outcome, days_to_close, days_observed) -> pd.DataFrame:
-    return pd.DataFrame(
-        {
-            "outcome": pd.array(outcome, dtype="str"),
-            "days_to_close": np.array(days_to_close, float),
-            "days_observed": np.array(days_observed, float),
-        }
-    )
 
 
 def test_interval_rows_by_hand():
@@ -173,6 +164,30 @@ def test_drift_at_scoring_falls_back_to_the_baseline_and_says_when(fitted_hazard
     assert events[0]["drift"][0]["feature"] == "deal__log_amount"
     assert np.allclose(p[late], fitted_hazard.predict_baseline(X[late]))
     assert np.allclose(p[~late], fitted_hazard.predict_proba(X[~late])[:, 1])
+
+
+def test_a_backtest_refits_without_the_drifted_feature(fitted_hazard, small_backtest):
+    from models.evaluate import FittedModels, prediction_frame
+    from models.train import refit_for_drift
+
+    bt = small_backtest
+    test = bt.test.features.copy()
+    dates = sorted(test["as_of"].unique())
+    late = (test["as_of"] >= dates[len(dates) // 2]).to_numpy()
+    test.loc[late, "deal__log_amount"] = np.nan
+    refit = refit_for_drift(fitted_hazard, bt.train_all.features, bt.train_all.labels, test)
+    assert refit is not None and "deal__log_amount" not in refit.matrix_.columns_
+    assert [d["feature"] for d in refit.drift_] == ["deal__log_amount"]
+    assert refit_for_drift(fitted_hazard, bt.train_all.features, bt.train_all.labels,
+                           bt.test.features) is None  # fmt: skip
+    none = dict.fromkeys(("fixed_horizon", "stage_rate", "base_rate", "logreg", "next_stage"))
+    models = FittedModels(close=fitted_hazard, close_refit=refit, **none)
+    pred = prediction_frame(test, bt.test.labels, models, horizon_days=HORIZON,
+                            data_end=bt.data_end)  # fmt: skip
+    assert pred["drift_refit"].to_numpy().tolist() == late.tolist()
+    assert not pred["drift_fallback"].any()  # the refit does not meet the drift
+    assert np.allclose(pred["p_win"][late], refit.predict_proba(test[late])[:, 1])
+    assert np.allclose(pred["p_win"][~late], fitted_hazard.predict_proba(test[~late])[:, 1])
 
 
 def test_recovers_the_truth_when_follow_up_is_cut_short(fitted_hazard, small_backtest):

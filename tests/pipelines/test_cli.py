@@ -122,7 +122,7 @@ def test_demo_runs_end_to_end_on_small_data(params_file, tmp_path, monkeypatch):
     result = invoke("demo", "--params", str(params_file))
     assert result.exit_code == 0, result.output
     out = result.output
-    for step in ("[1/5]", "[2/5]", "[3/5]", "[4/5]", "[5/5]", "demo finished"):
+    for step in (*(f"[{i}/7]" for i in range(1, 8)), "demo finished"):
         assert step in out
     assert "funnel as of" in out and "win rate" in out
     assert "promoted to champion: first model" in out
@@ -133,8 +133,16 @@ def test_demo_runs_end_to_end_on_small_data(params_file, tmp_path, monkeypatch):
     assert leads["rank"].tolist() == list(range(1, len(leads) + 1))
     assert leads["p_win"].between(0, 1).all()
     assert (tmp_path / "data" / "reports" / "backtest" / "metrics.json").exists()
-    reports = list((tmp_path / "data" / "reports").glob("funnel_report_*.html"))
+    reports = list((tmp_path / "data" / "reports" / "funnel").glob("funnel_report_*.html"))
     assert len(reports) == 1 and f"funnel report: {reports[0]}" in out
+    # every stage's output, as dvc.yaml names it (the demo is the DVC pipeline's run)
+    for path in ("reports/validation.json", "features/features.parquet", "metrics.json"):
+        assert (tmp_path / "data" / path).is_file(), path
+    lineage = json.loads((tmp_path / "data" / "artifacts" / "trained_model.json").read_text())
+    assert lineage["champion"] is True
+    headline = json.loads((tmp_path / "data" / "metrics.json").read_text())
+    assert 0.5 < headline["auc"] <= 1 and headline["forecast_wape"] is not None
+    assert "not a DVC project" in out  # never `dvc commit` with other params than dvc.yaml's
 
 
 def test_schedule_without_a_prefect_server_says_how_to_start_one(params_file, monkeypatch):

@@ -25,3 +25,19 @@ def test_a_failed_write_leaves_the_old_file(tmp_path):
         write_bytes_atomic(path, "not bytes")  # type: ignore[arg-type]
     assert path.read_text() == '{\n  "a": 1\n}\n'
     assert [p.name for p in tmp_path.iterdir()] == ["metrics.json"]
+
+
+def test_a_set_is_named_after_its_content(tmp_path):
+    """The same files always land in the same folder, so DVC hashes the same export the
+    same (a pid or random token in the path would change ``dvc.lock`` on every run)."""
+    from pipelines.io import SETS, write_set
+
+    def publish(folder, text):
+        write_set(folder, "s", {"a.csv": lambda p: p.write_text(text)})
+        return [p.name for p in (folder / SETS).iterdir()]
+
+    first, again = publish(tmp_path / "one", "x"), publish(tmp_path / "two", "x")
+    assert first == again and len(first) == 1
+    assert publish(tmp_path / "one", "x") == first  # republished: the same folder
+    assert publish(tmp_path / "one", "y") != first  # new content, new folder; old one gone
+    assert (tmp_path / "one" / "s" / "a.csv").read_text() == "y"

@@ -89,6 +89,7 @@ def test_evaluate_writes_recomputable_outputs_and_only_logs(project):
     drivers = pd.read_parquet(out / "drivers.parquet")
     assert {"deal_id", "direction", "phrase"} <= set(drivers.columns)
     assert (out / "model" / "models.joblib").exists()  # the backtest's model stays here
+    assert not (project / "data").exists()  # nothing beside the report, nothing to serve
 
     from mlflow.tracking import MlflowClient
 
@@ -111,6 +112,36 @@ def test_train_backtests_registers_and_gates_the_champion(project):
         "beats champion" in result.output or "not promoted: log loss" in result.output
     )
     _check_registry()
+    lineage = json.loads((project / "data/artifacts/trained_model.json").read_text())
+    assert lineage["models"]["dealcast-close-probability"]["version"] == "2"
+    assert lineage["mlflow_experiment"] == "dealcast"
+    assert not (project / "data/artifacts/models.joblib").exists()  # nothing unserved
+
+
+def test_a_dvc_experiment_registers_only_a_promoted_pair(project, monkeypatch):
+    """Under `dvc exp run` a train logs to its own MLflow experiment, and a pair the gate
+    refuses never reaches the production registry; the lineage record says so."""
+    from mlflow.tracking import MlflowClient
+
+    raw, params = _crm(project, n_deals=1500), _params(project)
+    assert invoke("train", "--data", raw, "--params", params).exit_code == 0
+    settings = yaml.safe_load(params.read_text())
+    settings["evaluate"]["promote_min_log_loss_gain"] = 1.0  # no challenger can pass
+    params.write_text(yaml.safe_dump(settings, sort_keys=False))
+    monkeypatch.setenv("DVC_EXP_NAME", "trial-one")
+    result = invoke("train", "--data", raw, "--params", params)
+    assert result.exit_code == 0, result.output
+    assert "dealcast-close-probability not registered: not promoted" in result.output
+    client = MlflowClient()
+    versions = client.search_model_versions("name='dealcast-close-probability'")
+    assert [str(v.version) for v in versions] == ["1"]
+    trial = client.get_experiment_by_name("dealcast-dvc-exp")
+    (run,) = client.search_runs([trial.experiment_id])
+    assert run.data.tags["command"] == "train"
+    lineage = json.loads((project / "data/artifacts/trained_model.json").read_text())
+    close = lineage["models"]["dealcast-close-probability"]
+    assert close["version"] is None and close["promoted"] is False
+    assert lineage["champion"] is False and lineage["mlflow_experiment"] == "dealcast-dvc-exp"
 
 
 def _check_registry() -> None:
@@ -142,9 +173,9 @@ def test_train_at_a_date_knows_nothing_later(project):
     result = invoke("train", "--data", raw, "--as-of", "2026-03-02", "--params", params)
     assert result.exit_code == 0, result.output
     assert "cutoff 2026-03-02" in result.output
-    assert (project / "data/artifacts/models.joblib").exists()
-    features = json.loads((project / "data/artifacts/feature_list.json").read_text())
-    assert "deal__owner_id" not in features
+    lineage = json.loads((project / "data/artifacts/trained_model.json").read_text())
+    assert lineage["cutoff"].startswith("2026-03-02") and lineage["features"]
+    assert "deal__owner_id" not in lineage["features"]
     # its backtest tested only snapshots up to as_of, labelled only with what was known then
     pred = pd.read_parquet(project / "data/reports/backtest/test_predictions.parquet")
     assert (pred["as_of"] <= as_of).all()

@@ -48,7 +48,7 @@ def test_report_without_a_model_is_written_and_names_what_to_run(project):
     folder, params = project
     result = _report(folder, "--as-of", AS_OF)
     assert result.exit_code == 0, result.output
-    path = Path(params["paths"]["reports"]) / f"funnel_report_{AS_OF}.html"
+    path = Path(params["paths"]["reports"]) / "funnel" / f"funnel_report_{AS_OF}.html"
     assert f"funnel report as of {AS_OF} 00:00:00+00:00: {path}" in result.output
     page = path.read_text(encoding="utf-8")
     assert "Funnel report, data as of 2026-03-02 00:00 UTC" in page

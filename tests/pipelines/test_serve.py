@@ -25,6 +25,7 @@ from pipelines.steps import StepError, load_and_validate
 from pipelines.tracking import Champion
 from serving.api import create_app
 from serving.deal_groups import groups
+from serving.single_deal import rank_among
 
 ROOT = Path(__file__).resolve().parents[2]
 TOKEN = "integration-test-token-0123456789"
@@ -252,9 +253,11 @@ def test_bracketed_ipv6_loopback_passes_the_checks_then_loads(monkeypatch):
         raise StepError("stop here")
 
     monkeypatch.setattr(serve_module, "_load_app", fake_load)
+    params = _params()
+    params = params.model_copy(update={"serve": params.serve.model_copy(update={"workers": 1})})
     with pytest.raises(StepError, match="stop here"):
         serve_module.run_serve(
-            folder=Path("raw"), params=_params(), host="[::1]", port=0, as_of=None,
+            folder=Path("raw"), params=params, host="[::1]", port=0, as_of=None,
             no_auth=True, environ={},
         )  # fmt: skip
     assert loaded == [Path("raw")]
@@ -296,3 +299,50 @@ def create_app_for_head_test():
         raise AssertionError("no request should reach the app")
 
     return app
+
+
+def _in_place(data: CRMData, history: CRMData) -> CRMData:
+    """The whole CRM with a posted deal in place: its deal row replaced or added, its stage
+    rows and touches replaced when some are posted (else the CRM's kept)."""
+    deal_id = history.deals["deal_id"].iloc[0]
+    out = data
+    for name in ("deals", "stage_history", "touchpoints"):
+        posted, crm = history.table(name), data.table(name)
+        if posted is None or posted.empty:
+            continue
+        keep = crm[(crm["deal_id"] != deal_id).fillna(True).to_numpy(bool)]
+        out = out.with_table(name, pd.concat([keep, posted], ignore_index=True))
+    return out
+
+
+def test_posted_together_each_deal_gets_the_full_re_score_s_row(served):
+    """The fast path (the deal's own rows, the day's cached aggregates, one feature build
+    and one model pass for the batch) against the slow, obvious way: the CRM with that
+    deal alone in place, every deal re-scored. Same p_win, next stage, reasons, rank."""
+    scorer, data, _ = served
+    leads = scorer.leads["deal_id"]
+    changed = _history(data, leads.iloc[3], leads.iloc[3])
+    changed = CRMData(deals=changed.deals.assign(amount=changed.deals["amount"] * 2),
+                      stage_history=changed.stage_history,
+                      touchpoints=changed.touchpoints.head(2))  # fmt: skip
+    stranger = _history(data, leads.iloc[9], "FAST-3")
+    stranger = CRMData(
+        deals=stranger.deals.assign(account_id="ACC-NEW", owner_id="OWNER-NEW"),
+        stage_history=stranger.stage_history,
+        touchpoints=stranger.touchpoints.assign(account_id="ACC-NEW"),
+    )
+    posted = [_history(data, leads.iloc[0], "FAST-1"), _history(data, leads.iloc[5], "FAST-2"),
+              _history(data, leads.iloc[0], "FAST-4"), changed, stranger,
+              CRMData(deals=_history(data, leads.iloc[12], leads.iloc[12]).deals)]  # fmt: skip
+    results = scorer.score_deals(posted)
+    columns = ["p_win", "expected_value", "next_stage", "p_next_stage", "reasons_up",
+               "reasons_down", "stage", "days_in_stage", "rank", "owner_rank"]  # fmt: skip
+    for history, (row, _) in zip(posted, results, strict=True):
+        deal_id = str(history.deals["deal_id"].iloc[0])
+        full = score_crm(_in_place(data, history), scorer=scorer)
+        expected = rank_among(scorer.leads, full[full["deal_id"] == deal_id],
+                              priority=scorer.score.priority)  # fmt: skip
+        got, want = _records(row[columns])[0], _records(expected[columns])[0]
+        assert got.keys() == want.keys(), deal_id
+        for column, value in want.items():
+            assert got[column] == pytest.approx(value, abs=1e-12), (deal_id, column)

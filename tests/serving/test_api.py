@@ -414,3 +414,32 @@ def test_concurrent_posts_are_scored_in_batches_each_with_its_own_result(live, s
         answers = list(pool.map(post, range(12)))
     assert [a["deals"][0]["deal_id"] for a in answers] == [f"C{i}" for i in range(12)]
     assert sum(scorer.batches) == 12 and max(scorer.batches) > 1
+
+
+def test_bodies_arriving_together_are_scored_in_one_batch():
+    """The first body waits a moment for those arriving with it: one batch, not a batch
+    of one followed by another; each caller gets its own result."""
+    import asyncio
+
+    from serving.api import Batches
+
+    sizes = []
+
+    def process(items):
+        sizes.append(len(items))
+        return [i * 10 for i in items]
+
+    batches = Batches(process, max_batch=64, workers=1)
+
+    async def main():
+        async def post(i):
+            await asyncio.sleep(0.001 * (i % 3))  # now, 1 ms or 2 ms later
+            return await batches.submit(i)
+
+        together = await asyncio.gather(*(post(i) for i in range(20)))
+        alone = await batches.submit(99)  # nothing else arrives: scored after one short wait
+        return together, alone
+
+    together, alone = asyncio.run(main())
+    assert together == [i * 10 for i in range(20)] and alone == 990
+    assert sizes == [20, 1]

@@ -162,7 +162,7 @@ def test_shared_shock_widens_the_interval_but_not_the_expectation():
     kwargs = dict(
         deals=deals, open_deals=open_deals, wins=wins, as_of=ts("2025-06-01"), months=1,
         quarters=0, horizon_days=30, won_label="won", draws=20000, seed=3,
-        min_stage_wins=0, new_deal_origins=1,
+        min_stage_wins=0, new_deal_origins=1, calendar_prior_days=30,
     )  # fmt: skip
     calm = revenue_forecast(sigma=0.0, **kwargs).iloc[0]
     shaken = revenue_forecast(sigma=0.5, **kwargs).iloc[0]

@@ -1,0 +1,257 @@
+"""The catalogue: every file dealcast reads or writes, named in this one place.
+
+Folders come from the ``paths:`` section of ``params.yaml`` (:class:`Catalog`); ``dvc.yaml``
+templates its deps and outs from the same keys. The names of the files inside those
+folders (or inside a folder given with ``--out``) are the constants and functions below,
+with the functions that read them back. No other module of ``pipelines/`` spells a file
+name (``tests/test_architecture.py`` checks it), so a writer and its readers cannot drift.
+
+Where (``paths:`` key) -> what, written by:
+
+- ``raw``: the CRM folder (contract tables) -- generate, import
+- ``truth``: the generator's hidden variables -- generate
+- ``validation_report``: the validation report (JSON) -- validate
+- ``features``: ``features.parquet``, ``labels.parquet`` -- features
+- ``artifacts``: ``trained_model.json``, the trained pair's registry lineage -- train
+- ``reports``/``backtest``: :func:`evaluation_files` of train's backtest -- train
+- ``reports``/``evaluation``: :func:`evaluation_files` (``evaluate --out``) -- evaluate
+- ``exports``: the set ``prioritised_leads_<DATE>/`` (CSV, XLSX, Parquet) -- score
+- ``reports``/``forecast``: :func:`forecast_files` -- forecast
+- ``reports``/``funnel``: ``funnel_report_<DATE>.html`` -- report
+- ``metrics``: the headline metrics (DVC ``metrics``, kept in git) -- metrics
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pipelines.io import write_json_atomic
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from pipelines.params import PathsParams
+
+#: The project's files and folders outside ``paths:`` (the current folder is the project).
+PARAMS_FILE = "params.yaml"
+MLFLOW_DB = "mlflow.db"
+PREFECT_HOME = ".prefect"
+LOCKS = ".dealcast"
+LOCK_SUFFIX = ".lock"
+DVC_PROJECT = ("dvc.yaml", ".dvc")  # a DVC project has both
+
+#: Sub-folders of ``paths.reports``.
+BACKTEST, EVALUATION, FORECAST, FUNNEL = "backtest", "evaluation", "forecast", "funnel"
+
+FEATURES_FILE = "features.parquet"
+LABELS_FILE = "labels.parquet"
+TRAINED_FILE = "trained_model.json"
+MODEL_FOLDER = "model"
+MODEL_FILE = "models.joblib"
+FEATURE_LIST_FILE = "feature_list.json"
+METRICS_FILE = "metrics.json"
+PREDICTIONS_FILE = "test_predictions.parquet"
+DRIVERS_FILE = "drivers.parquet"
+CHARTS = ("reliability", "lift")
+PNG = ".png"
+LEADS_STEM = "prioritised_leads"
+LEADS_FORMATS = ("csv", "xlsx", "parquet")
+FORECAST_STEM = "forecast"
+FAN_STEM = "forecast_fan"
+FORECAST_BACKTEST = "forecast_backtest"
+REPORT_STEM = "funnel_report"
+
+#: Artifact names inside an MLflow run (the run is a folder too).
+RUN_METRICS = METRICS_FILE
+RUN_FEATURE_LIST = FEATURE_LIST_FILE
+RUN_PLOTS = "plots"
+RUN_HISTORY = "history"
+RUN_HISTORY_SUMMARY = "summary.json"
+RUN_HISTORY_CLOSED = "closed_deals.parquet"
+RUN_FORECAST_METRICS = f"{FORECAST_BACKTEST}.json"
+
+_DATED = re.compile(r"^(?P<stem>.+)_(?P<date>\d{4}-\d{2}-\d{2})$")
+
+
+@dataclass(frozen=True)
+class Catalog:
+    """Where each step reads and writes, from ``params.yaml`` ``paths:``."""
+
+    paths: PathsParams
+
+    @property
+    def raw(self) -> Path:
+        return self.paths.raw
+
+    @property
+    def truth(self) -> Path:
+        return self.paths.truth
+
+    @property
+    def validation_report(self) -> Path:
+        return self.paths.validation_report
+
+    @property
+    def features(self) -> Path:
+        return self.paths.features
+
+    @property
+    def exports(self) -> Path:
+        return self.paths.exports
+
+    @property
+    def reports(self) -> Path:
+        return self.paths.reports
+
+    @property
+    def trained(self) -> Path:
+        """The lineage of the last ``train``: MLflow run, registered versions, promotion."""
+        return self.paths.artifacts / TRAINED_FILE
+
+    @property
+    def backtest(self) -> Path:
+        return self.paths.reports / BACKTEST
+
+    @property
+    def evaluation(self) -> Path:
+        return self.paths.reports / EVALUATION
+
+    @property
+    def forecast(self) -> Path:
+        return self.paths.reports / FORECAST
+
+    @property
+    def funnel(self) -> Path:
+        return self.paths.reports / FUNNEL
+
+    @property
+    def metrics(self) -> Path:
+        """The headline metrics (a handful of numbers; DVC ``metrics``, kept in git)."""
+        return self.paths.metrics
+
+
+def features_files(folder: Path) -> dict[str, Path]:
+    """What the ``features`` step writes into ``folder``."""
+    return {"features": Path(folder) / FEATURES_FILE, "labels": Path(folder) / LABELS_FILE}
+
+
+def evaluation_files(folder: Path) -> dict[str, Path]:
+    """What a backtest (``evaluate --out``, train's backtest) writes into ``folder``."""
+    folder = Path(folder)
+    return {
+        "metrics": folder / METRICS_FILE,
+        "predictions": folder / PREDICTIONS_FILE,
+        "drivers": folder / DRIVERS_FILE,
+        **{name: folder / f"{name}{PNG}" for name in CHARTS},
+    }
+
+
+def model_folder(report: Path) -> Path:
+    """Where a backtest report keeps its own model (trained at a past cutoff, never served)."""
+    return Path(report) / MODEL_FOLDER
+
+
+def model_files(folder: Path) -> dict[str, Path]:
+    """The model file and its feature list in ``folder`` (see :func:`model_folder`)."""
+    return {"models": Path(folder) / MODEL_FILE, "feature_list": Path(folder) / FEATURE_LIST_FILE}
+
+
+def leads_stem(as_of: pd.Timestamp) -> str:
+    """``prioritised_leads_<YYYY-MM-DD>``: the team-wide export set of ``as_of``."""
+    return f"{LEADS_STEM}_{as_of.date().isoformat()}"
+
+
+def leads_files(stem: str) -> dict[str, str]:
+    """Format -> file name in the export set ``stem`` (the folder ``<exports>/<stem>/``)."""
+    return {fmt: f"{stem}.{fmt}" for fmt in LEADS_FORMATS}
+
+
+def forecast_files(folder: Path, as_of: pd.Timestamp) -> dict[str, Path]:
+    """What the ``forecast`` step writes into ``folder``."""
+    day, folder = as_of.date().isoformat(), Path(folder)
+    return {
+        "forecast": folder / f"{FORECAST_STEM}_{day}.csv",
+        "fan_chart": folder / f"{FAN_STEM}_{day}{PNG}",
+        **forecast_backtest_files(folder),
+    }
+
+
+def forecast_backtest_files(folder: Path) -> dict[str, Path]:
+    """The forecast's backtest (rows and metrics) in ``folder``: one of each, undated."""
+    folder = Path(folder)
+    return {
+        "backtest": folder / f"{FORECAST_BACKTEST}.parquet",
+        "backtest_metrics": folder / f"{FORECAST_BACKTEST}.json",
+    }
+
+
+def report_file(folder: Path, as_of: pd.Timestamp) -> Path:
+    """The funnel report of ``as_of`` in ``folder``."""
+    return Path(folder) / f"{REPORT_STEM}_{as_of.date().isoformat()}.html"
+
+
+def lock_file(project: Path, name: str) -> Path:
+    """``.dealcast/<name>.lock`` in the project folder."""
+    return Path(project) / LOCKS / f"{name}{LOCK_SUFFIX}"
+
+
+def latest_dated(folder: Path, stem: str, suffix: str, as_of: pd.Timestamp) -> Path | None:
+    """``<folder>/<stem>_<YYYY-MM-DD><suffix>`` with the latest date not after ``as_of``.
+
+    A set folder ``<stem>_<DATE>/<stem>_<DATE><suffix>`` (see :func:`pipelines.io.write_set`)
+    counts too and wins over a flat file of the same date.
+    """
+    if not folder.is_dir():
+        return None
+    found = []
+    for path in folder.glob(f"{stem}_*"):
+        name, rank = path.name, 0
+        if path.is_dir():
+            path, name, rank = path / f"{name}{suffix}", f"{name}{suffix}", 1
+        if not name.endswith(suffix) or not path.is_file():
+            continue
+        m = _DATED.match(name[: -len(suffix)])
+        if m and m["stem"] == stem and m["date"] <= as_of.date().isoformat():
+            found.append((m["date"], rank, path))
+    return max(found)[2] if found else None
+
+
+def latest_leads(folder: Path, as_of: pd.Timestamp) -> Path | None:
+    """The latest team-wide prioritised-leads Parquet in ``folder`` not after ``as_of``."""
+    return latest_dated(folder, LEADS_STEM, ".parquet", as_of)
+
+
+def latest_forecast(folder: Path, as_of: pd.Timestamp) -> Path | None:
+    """The latest forecast table (CSV) in ``folder`` not after ``as_of``."""
+    return latest_dated(folder, FORECAST_STEM, ".csv", as_of)
+
+
+def fan_chart_file(folder: Path, forecast_file: Path | None) -> Path | None:
+    """``forecast_fan_<DATE>.png`` of the forecast shown, else the newest ``*fan*.png``."""
+    if forecast_file is not None:
+        day = forecast_file.stem.removeprefix(f"{FORECAST_STEM}_")
+        own = forecast_file.with_name(f"{FAN_STEM}_{day}{PNG}")
+        if own.is_file():
+            return own
+    fans = sorted(folder.glob(f"*fan*{PNG}")) if folder.is_dir() else []
+    return fans[-1] if fans else None
+
+
+def read_json(path: Path) -> Any:
+    return json.loads(Path(path).read_text(encoding="utf-8"))
+
+
+def write_trained(path: Path, record: dict) -> Path:
+    """The lineage record of a ``train`` (see :func:`pipelines.lineage.trained_record`)."""
+    write_json_atomic(Path(path), record)
+    return Path(path)
+
+
+def write_metrics(path: Path, headline: dict) -> Path:
+    """The headline metrics file (see :mod:`pipelines.headline`)."""
+    write_json_atomic(Path(path), headline)
+    return Path(path)
