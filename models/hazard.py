@@ -49,7 +49,6 @@ from models.intervals import (
     interval_edges,
     interval_rows,
     level_shift,
-    revenue_factors,
     row_log_loss,
     shift_log_odds,
     with_interval,
@@ -58,7 +57,6 @@ from models.preprocess import FeatureMatrix
 
 MIN_EVENTS = 10
 EARLY_STOP_SHARE = 0.15
-AMOUNT_COLUMN = "deal__log_amount"
 
 
 class HazardCloseModel(ClassifierMixin, BaseEstimator):
@@ -68,9 +66,7 @@ class HazardCloseModel(ClassifierMixin, BaseEstimator):
     ``as_of``), ``y`` their labels at the cutoff (``outcome``, ``days_to_close``,
     ``days_observed``), ``score_X`` the rows the model will score (drift check). Learned:
     ``edges_``, ``matrix_``, ``table_``, ``boosters_``, ``calibrator_``, ``weight_``,
-    ``level_``, ``guard_``, ``drift_``, ``training_``, ``revenue_factors_`` (per interval,
-    won revenue against won deals on unseen deals: what the revenue forecast scales each
-    interval's won increment by, :func:`models.intervals.revenue_factors`).
+    ``level_``, ``guard_``, ``drift_``, ``training_``.
     """
 
     def __init__(
@@ -141,9 +137,6 @@ class HazardCloseModel(ClassifierMixin, BaseEstimator):
         recent = as_of >= as_of.max() - window if len(as_of) else np.zeros(0, bool)
         self.level_ = level_shift(
             served[recent], rows.event[recent], prior=self.recalibration_prior
-        )
-        self.revenue_factors_ = revenue_factors(
-            served, rows, _amount(X), len(self.edges_), prior=self.recalibration_prior
         )
         self.guard_ = self.guard_ | {
             "decision": decision,
@@ -356,13 +349,6 @@ class HazardCloseModel(ClassifierMixin, BaseEstimator):
             parts.append(c[:, width : 2 * width] - c[:, :width])
         contrib = np.mean(parts, axis=0)[:, : M.shape[1]]
         return contrib, M
-
-
-def _amount(X: pd.DataFrame) -> np.ndarray | None:
-    """Each snapshot's deal amount (from ``deal__log_amount``), None without the column."""
-    if AMOUNT_COLUMN not in X:
-        return None
-    return np.expm1(pd.to_numeric(X[AMOUNT_COLUMN], errors="coerce").to_numpy(float))
 
 
 def _log_odds(raw: np.ndarray) -> np.ndarray:

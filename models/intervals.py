@@ -180,37 +180,3 @@ def level_shift(proba: np.ndarray, event: np.ndarray, *, prior: float) -> np.nda
 
     result = minimize(loss, np.zeros(2), method="L-BFGS-B", bounds=[(-3, 3), (-3, 3)])
     return np.asarray(result.x, float)
-
-
-def revenue_factors(
-    proba: np.ndarray,
-    rows: IntervalRows,
-    amount: np.ndarray | None,
-    n_intervals: int,
-    *,
-    prior: float,
-) -> np.ndarray:
-    """Per interval, how much more (or less) won *revenue* than won deals the hazards
-    under-state: ``(sum a*won / sum a*h) / (sum won / sum h)`` over the interval's rows
-    with an amount ``a`` (``h``: the predicted won hazard, from models that did not see
-    the row's deal). Big deals close later than small ones, so a model calibrated per
-    deal puts too much revenue early; the revenue forecast scales each interval's won
-    increment by this. Shrunk to 1 with ``prior`` pseudo-events of average size; bounded to
-    [0.5, 2]; all ones without amounts.
-    """
-    out = np.ones(n_intervals)
-    if amount is None:
-        return out
-    a = np.nan_to_num(np.asarray(amount, float)[rows.row], nan=0.0)
-    won, h = (rows.event == WON).astype(float), proba[:, WON]
-    for k in range(n_intervals):
-        pick = (rows.k == k) & (a > 0)
-        if not pick.any() or h[pick].sum() <= 0 or won[pick].sum() <= 0:
-            continue
-        count = won[pick].sum() / h[pick].sum()
-        mean = a[pick][won[pick] > 0].mean()
-        money = (np.sum(a[pick] * won[pick]) + prior * mean * count) / (
-            np.sum(a[pick] * h[pick]) + prior * mean
-        )
-        out[k] = np.clip(money / count, 0.5, 2.0)
-    return out

@@ -130,7 +130,6 @@ def run_forecast(
         sigma=sigma, draws=forecast.draws, seed=seed, min_stage_wins=forecast.min_stage_wins,
         new_deal_origins=forecast.new_deal_origins,
         calendar_prior_days=forecast.calendar_prior_days,
-        revenue_factors=getattr(champion.close, "revenue_factors_", None),
     )  # fmt: skip
     run = ForecastRun(when, table, sigma, len(scored), *_empty_backtest())
     run.data_fingerprint = fingerprint(data)
@@ -194,7 +193,6 @@ def run_backtest(data, *, folder, out, funnel, features, train, forecast, data_e
             new_deal_origins=forecast.new_deal_origins,
             prior_strength=forecast.stage_prior_strength,
             calendar_prior_days=forecast.calendar_prior_days,
-            revenue_factors=getattr(close, "revenue_factors_", None),
         )  # fmt: skip
     frame = pd.DataFrame(rows, columns=list(COLUMNS))
     metrics = {

@@ -312,10 +312,7 @@ def curve_days(frame: pd.DataFrame) -> tuple[list[str], np.ndarray]:
 
 
 def curve_probabilities(
-    curves: pd.DataFrame,
-    windows: np.ndarray,
-    w: np.ndarray | None = None,
-    factors: np.ndarray | None = None,
+    curves: pd.DataFrame, windows: np.ndarray, w: np.ndarray | None = None
 ) -> np.ndarray:
     """P(won in ``[a, b)`` days after as_of) per deal (rows) and window (columns).
 
@@ -323,15 +320,11 @@ def curve_probabilities(
     says nothing beyond it, so nothing is counted there). In between, each interval's
     probability is shared between its days in proportion to the calendar clock ``w``
     (:func:`serving.calendar_clock.clock`: wins bunch at quarter ends), evenly without it.
-    ``factors`` (one per curve day) scale each interval's won increment: the close model's
-    ``revenue_factors_``, so that revenue, not only deal counts, lands in the right period.
     """
     cols, days = curve_days(curves)
     xs = np.r_[0.0, days]
     F = np.column_stack([np.zeros(len(curves)), curves[cols].to_numpy(float)])
     F = np.maximum.accumulate(F, axis=1)
-    if factors is not None and len(factors) == len(days):
-        F = np.minimum(np.c_[F[:, :1], np.cumsum(np.diff(F, axis=1) * factors, axis=1)], 1.0)
     clock_at = warp(xs, w)
 
     def at(t: float) -> np.ndarray:
@@ -351,18 +344,17 @@ def open_pipeline(
     windows_for,
     stage_shares=None,
     w: np.ndarray | None = None,
-    factors: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """(P(won by the last window), per-window shares of it) of every open deal.
 
     With curve columns (:func:`curve_days`) the windows are ``windows_for(last curve day)``
     and the model's curve decides, timed inside its intervals by the calendar clock ``w``
-    and scaled per interval by ``factors`` (:func:`curve_probabilities`); otherwise
+    (:func:`curve_probabilities`); otherwise
     ``p_win`` x ``stage_shares(windows_for(H))``.
     """
     cols, days = curve_days(open_deals)
     if cols:
-        per = curve_probabilities(open_deals, windows_for(days[-1]), w, factors)
+        per = curve_probabilities(open_deals, windows_for(days[-1]), w)
         total = per.sum(axis=1)
         shares = np.divide(per, total[:, None], out=np.zeros_like(per), where=total[:, None] > 0)
         return total, shares

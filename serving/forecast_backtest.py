@@ -124,7 +124,6 @@ def backtest_origin(
     new_deal_origins: int,
     prior_strength: float,
     calendar_prior_days: float,
-    revenue_factors: np.ndarray | None = None,
 ) -> list[dict]:
     """One row per method for ``period`` forecast at ``origin`` (inside it).
 
@@ -167,9 +166,7 @@ def backtest_origin(
         return deal_shares(stages, timing_shares(wins, windows, min_stage_wins=min_stage_wins))
 
     w = calendar_clock_at(known, as_of=origin, won_label=won_label, prior_days=calendar_prior_days)
-    p, per_deal = open_pipeline(
-        scored, lambda h: windows_of([period], origin, h), stage_shares, w, revenue_factors
-    )
+    p, per_deal = open_pipeline(scored, lambda h: windows_of([period], origin, h), stage_shares, w)
     out = []
     dc = simulate_open(p, amount, per_deal, sigma=sigma, draws=draws, rng=rng)[:, 0]
     out.append(("dealcast", float((p * amount) @ per_deal[:, 0]), dc))

@@ -107,7 +107,6 @@ def revenue_forecast(
     min_stage_wins: float,
     new_deal_origins: int,
     calendar_prior_days: float,
-    revenue_factors: np.ndarray | None = None,
 ) -> pd.DataFrame:
     """The forecast table, one row per period (columns :data:`COLUMNS`).
 
@@ -127,9 +126,7 @@ def revenue_forecast(
 
     amount = np.nan_to_num(pd.to_numeric(open_deals["amount"], errors="coerce").to_numpy(float))
     w = calendar_clock_at(deals, as_of=as_of, won_label=won_label, prior_days=calendar_prior_days)
-    p, per_deal = open_pipeline(
-        open_deals, lambda h: windows_of(grid, as_of, h), stage_shares, w, revenue_factors
-    )
+    p, per_deal = open_pipeline(open_deals, lambda h: windows_of(grid, as_of, h), stage_shares, w)
     rng = np.random.default_rng(seed)
     grid_draws = simulate_open(p, amount, per_deal, sigma=sigma, draws=draws, rng=rng)
     grid_expected = (p * amount) @ per_deal

@@ -1,6 +1,5 @@
-"""What the revenue forecast needs from the hazard model, and the censoring-aware baselines
-of a short history: revenue factors, the interval's place in the quarter, and stage/base
-tables learned from every snapshot."""
+"""The interval's place in the quarter (what the forecast's timing needs from the hazard
+model), and the censoring-aware stage and base tables of a short history."""
 
 from __future__ import annotations
 
@@ -10,28 +9,10 @@ import pytest
 
 from models.hazard_baselines import HazardRateTable
 from models.intervals import (
-    OPEN,
     QUARTER_POSITION_COLUMN,
-    WON,
-    IntervalRows,
-    revenue_factors,
     with_interval,
 )
 from tests.models.conftest import labels_frame
-
-
-def test_revenue_factors_by_hand():
-    # interval 0: two deals predicted at 0.5 each; the small one (10) won, the big (90) not
-    rows = IntervalRows(row=np.array([0, 1, 0, 1]), k=np.array([0, 0, 1, 1]),
-                        event=np.array([WON, OPEN, OPEN, WON]))  # fmt: skip
-    proba = np.tile([0.5, 0.5, 0.0], (4, 1))
-    got = revenue_factors(proba, rows, np.array([10.0, 90.0]), 2, prior=0.0)
-    # counts: 1 win for 1.0 predicted -> 1; revenue: 10 won for 50 predicted -> 0.2 -> 0.5
-    assert got[0] == pytest.approx(0.5)
-    assert got[1] == pytest.approx(1.8)  # 90 won for 50 predicted
-    assert revenue_factors(proba, rows, None, 2, prior=0.0) == pytest.approx([1.0, 1.0])
-    shrunk = revenue_factors(proba, rows, np.array([10.0, 90.0]), 2, prior=1000.0)
-    assert shrunk == pytest.approx([1.0, 1.0], abs=0.02)
 
 
 def test_interval_rows_know_their_place_in_the_quarter():

@@ -1,5 +1,5 @@
-"""Forecast timing: the calendar clock (wins bunch at quarter ends), revenue factors (big
-deals close later) and new-deal revenue that follows the CRM's growth."""
+"""Forecast timing: the calendar clock (wins bunch at quarter ends) and new-deal revenue
+that follows the CRM's growth."""
 
 from __future__ import annotations
 
@@ -76,13 +76,6 @@ def test_curve_mass_inside_an_interval_follows_the_clock():
     assert bunched > even + 0.05
     whole = curve_probabilities(curves, np.array([[0.0, 56.0]]), w)[0, 0]
     assert whole == pytest.approx(0.5)  # the model's P(won by day 56) is untouched
-
-
-def test_revenue_factors_scale_each_interval_increment():
-    curves = pd.DataFrame({"won_10d": [0.2], "won_30d": [0.5]})
-    windows = np.array([[0.0, 10.0], [10.0, 30.0]])
-    got = curve_probabilities(curves, windows, None, np.array([0.5, 1.5]))[0]
-    assert got == pytest.approx([0.1, 0.45])
 
 
 def test_clock_of_a_crm_uses_only_wins_before_as_of():
