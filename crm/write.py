@@ -54,11 +54,7 @@ def write_crm(data: CRMData, folder: Path, *, fmt: Literal["csv", "parquet"]) ->
         path = folder / f"{name}.{fmt}"
         write_frame(data.table(name), path)
         written[name] = path
-    for name in TABLES:
-        for suffix in FORMATS:
-            stale = folder / f"{name}.{suffix}"
-            if written.get(name) != stale:
-                stale.unlink(missing_ok=True)
+    _remove_stale(folder, written)
     return written
 
 
@@ -80,11 +76,7 @@ def move_crm(staging: Path, folder: Path) -> dict[str, Path]:
             if source.is_file():
                 os.replace(source, folder / source.name)
                 moved[name] = folder / source.name
-    for name in TABLES:
-        for suffix in FORMATS:
-            stale = folder / f"{name}.{suffix}"
-            if moved.get(name) != stale:
-                stale.unlink(missing_ok=True)
+    _remove_stale(folder, moved)
     return moved
 
 
@@ -213,3 +205,13 @@ def _header_cell(name: str) -> str:
     if any(ch in name for ch in ',"\r\n'):
         return '"' + name.replace('"', '""') + '"'
     return name
+
+
+def _remove_stale(folder: Path, kept: dict[str, Path]) -> None:
+    """Delete every contract-named table file in ``folder`` but the ``kept`` ones: the other
+    format's copy of a kept table, and the files of tables not kept."""
+    for name in TABLES:
+        for suffix in FORMATS:
+            stale = folder / f"{name}.{suffix}"
+            if kept.get(name) != stale:
+                stale.unlink(missing_ok=True)

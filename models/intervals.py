@@ -22,6 +22,9 @@ import numpy as np
 import pandas as pd
 from scipy.optimize import minimize
 
+from features.calendar import days_to_quarter_end
+from features.point_in_time import to_us
+
 EVENTS = ("open", "won", "lost")
 OPEN, WON, LOST = 0, 1, 2
 INTERVAL_COLUMN = "hazard__interval_start_days"
@@ -72,33 +75,13 @@ def with_interval(
     first weeks; the calendar is known in advance, so this uses nothing after as_of)."""
     out = matrix.iloc[rows].reset_index(drop=True)
     starts = np.r_[0.0, np.asarray(edges)[:-1]]
-    t = pd.DatetimeIndex(as_of)[rows]
+    lo = pd.DatetimeIndex(as_of)[rows] + pd.to_timedelta(starts[k], unit="D")
+    to_quarter = days_to_quarter_end(to_us(lo))
     out[INTERVAL_COLUMN] = starts[k]
-    out[QUARTER_END_COLUMN] = _has_quarter_end(t, starts[k], np.asarray(edges, float)[k])
-    out[QUARTER_POSITION_COLUMN] = _days_to_quarter_start(t, starts[k])
+    # a quarter ends inside (start, end] when the next one starts by the interval's end
+    out[QUARTER_END_COLUMN] = (to_quarter <= np.asarray(edges, float)[k] - starts[k]).astype(float)
+    out[QUARTER_POSITION_COLUMN] = to_quarter
     return out
-
-
-def _days_to_quarter_start(t: pd.DatetimeIndex, start: np.ndarray) -> np.ndarray:
-    """Days from ``t + start`` days to the start of the next calendar quarter."""
-    if not len(t):
-        return np.zeros(0)
-    lo = t + pd.to_timedelta(start, unit="D")
-    lo_naive = lo.tz_convert("UTC").tz_localize(None) if lo.tz is not None else lo
-    next_q = (lo_naive.to_period("Q") + 1).start_time
-    return np.asarray((next_q - lo_naive) / pd.Timedelta(days=1), float)
-
-
-def _has_quarter_end(t: pd.DatetimeIndex, start: np.ndarray, end: np.ndarray) -> np.ndarray:
-    """1.0 where a calendar quarter ends in ``(t + start, t + end]`` days, else 0.0."""
-    if not len(t):
-        return np.zeros(0)
-    lo = t + pd.to_timedelta(start, unit="D")
-    hi = t + pd.to_timedelta(end, unit="D")
-    lo_naive = lo.tz_convert("UTC").tz_localize(None) if lo.tz is not None else lo
-    next_q = (lo_naive.to_period("Q") + 1).start_time  # the first instant after that quarter
-    next_q = next_q.tz_localize("UTC") if lo.tz is not None else next_q
-    return np.asarray(next_q <= hi, float)
 
 
 def all_intervals(n: int, n_intervals: int) -> tuple[np.ndarray, np.ndarray]:

@@ -20,6 +20,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from features.calendar import days_to_quarter_end
+from features.point_in_time import to_us
+
 #: Positions of a day in its quarter: 0 = the last 7 days before the next quarter starts.
 WEEKS = 14
 DAY = pd.Timedelta(days=1)
@@ -27,10 +30,7 @@ DAY = pd.Timedelta(days=1)
 
 def quarter_week(times: pd.DatetimeIndex) -> np.ndarray:
     """Whole weeks from each time (UTC) to the start of the next calendar quarter."""
-    t = pd.DatetimeIndex(times)
-    naive = t.tz_convert("UTC").tz_localize(None) if t.tz is not None else t
-    next_q = (naive.to_period("Q") + 1).start_time
-    days = np.asarray((next_q - naive) / DAY, float)
+    days = days_to_quarter_end(to_us(pd.DatetimeIndex(times)))
     return np.clip((days // 7).astype(int), 0, WEEKS - 1)
 
 

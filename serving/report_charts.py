@@ -103,14 +103,8 @@ def incidence_chart(curves: pd.DataFrame, stages: list[str]) -> Figure:
         ax.set_ylim(0, 1)
         ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{100 * v:.0f}%"))
         ax.tick_params(labelsize=8)
-    for ax in list(axes.flat)[len(stages) :]:
-        ax.set_visible(False)
-    for ax in axes[:, 0]:
-        ax.set_ylabel("share of deals (cumulative)", fontsize=8)
-    handles, labels = axes.flat[0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="upper center", ncol=4, fontsize=8, frameon=False)
-    fig.tight_layout(rect=(0, 0, 1, 0.94))
-    return fig
+    return _finish_panels(fig, axes, len(stages), ylabel="share of deals (cumulative)", ncol=4,
+                          top=0.94)  # fmt: skip
 
 
 def cohort_chart(curves: pd.DataFrame, table: pd.DataFrame) -> Figure:
@@ -135,16 +129,22 @@ def cohort_chart(curves: pd.DataFrame, table: pd.DataFrame) -> Figure:
                      color=COLORS["lost"] if flagged else "black")  # fmt: skip
         ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{100 * v:.0f}%"))
         ax.tick_params(labelsize=8)
-    for ax in list(axes.flat)[n:]:
-        ax.set_visible(False)
     axes[0, 0].set_xlim(0, min(MAX_DAYS_SHOWN, max(curves["days"].max(), 1)))
     for ax in axes[-1, :]:
         ax.set_xlabel("days since creation", fontsize=8)
+    return _finish_panels(fig, axes, n, ylabel="won (cumulative)", ncol=2, top=0.95)
+
+
+def _finish_panels(fig: Figure, axes, used: int, *, ylabel: str, ncol: int, top: float) -> Figure:
+    """Small multiples finished alike: panels after the ``used`` ones hidden, the first
+    column's y label, one legend (from the first panel) across the top."""
+    for ax in list(axes.flat)[used:]:
+        ax.set_visible(False)
     for ax in axes[:, 0]:
-        ax.set_ylabel("won (cumulative)", fontsize=8)
+        ax.set_ylabel(ylabel, fontsize=8)
     handles, labels = axes.flat[0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="upper center", ncol=2, fontsize=8, frameon=False)
-    fig.tight_layout(rect=(0, 0, 1, 0.95))
+    fig.legend(handles, labels, loc="upper center", ncol=ncol, fontsize=8, frameon=False)
+    fig.tight_layout(rect=(0, 0, 1, top))
     return fig
 
 

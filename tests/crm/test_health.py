@@ -10,16 +10,12 @@ import pytest
 from crm.health import HealthSettings, check_health
 from crm.load import load_crm
 from crm.report import ValidationReport
-from crm.schemas import LOST, WON, Funnel
+from crm.schemas import LOST, WON
 from crm.synthetic import generate_crm
 from crm.synthetic.scenarios import BLANK_WHEN_OPEN_COLUMN, LOSS_WAIT_DAYS, STOPPED_COLUMNS
 from crm.write import write_crm
+from tests.shared import FUNNEL
 
-FUNNEL = Funnel(
-    stages=("lead", "qualified", "meeting", "proposal", "negotiation"),
-    won_label="won",
-    lost_label="lost",
-)
 START = pd.Timestamp("2024-01-01")
 AS_OF = pd.Timestamp("2026-06-30", tz="UTC")
 DEFAULTS = HealthSettings(horizon_days=180, test_days=182)

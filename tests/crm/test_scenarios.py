@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from crm.schemas import LOST, WON, Funnel
+from crm.schemas import LOST, WON
 from crm.synthetic import SCENARIOS, UnknownScenarioError, generate_crm, truth_won_within
 from crm.synthetic.progression import win_probability
 from crm.synthetic.scenarios import (
@@ -19,12 +19,8 @@ from crm.synthetic.scenarios import (
     STOPPED_COLUMNS,
 )
 from crm.validate import validate_crm
+from tests.shared import FUNNEL
 
-FUNNEL = Funnel(
-    stages=("lead", "qualified", "meeting", "proposal", "negotiation"),
-    won_label="won",
-    lost_label="lost",
-)
 START = pd.Timestamp("2024-01-01")
 AS_OF = pd.Timestamp("2026-06-30", tz="UTC")
 N_DEALS, SEED = 1200, 21

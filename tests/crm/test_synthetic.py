@@ -28,12 +28,8 @@ from crm.synthetic import SyntheticCRM, generate_crm, win_probability
 from crm.synthetic.owners import n_owners_for
 from crm.synthetic.touchpoints import ACCOUNT_CHANNELS, DEAL_CHANNELS
 from crm.write import write_crm, write_frame
+from tests.shared import FUNNEL
 
-FUNNEL = Funnel(
-    stages=("lead", "qualified", "meeting", "proposal", "negotiation"),
-    won_label="won",
-    lost_label="lost",
-)
 START = pd.Timestamp("2024-01-01")
 AS_OF = pd.Timestamp("2026-06-30", tz="UTC")
 RECENT_DAYS = 180

@@ -12,14 +12,10 @@ from functools import lru_cache
 import pandas as pd
 
 from crm.data import CRMData
-from crm.schemas import CONTRACT, TIMESTAMP_DTYPE, Funnel, dtype_of
+from crm.schemas import CONTRACT, TIMESTAMP_DTYPE, dtype_of
 from features.build import build_features, build_labels
+from tests.shared import FUNNEL
 
-FUNNEL = Funnel(
-    stages=("lead", "qualified", "meeting", "proposal", "negotiation"),
-    won_label="won",
-    lost_label="lost",
-)
 #: Feature settings the tests use unless they say otherwise (params.yaml has the real ones).
 SETTINGS = {
     "windows_days": (7, 30, 90),

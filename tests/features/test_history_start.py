@@ -6,17 +6,12 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from crm.schemas import Funnel
 from crm.synthetic import generate_crm
 from crm.synthetic.scenarios import LOG_DAYS
 from features.history_start import history_start
+from tests.shared import FUNNEL
 
 AS_OF = pd.Timestamp("2026-06-30", tz="UTC")
-FUNNEL = Funnel(
-    stages=("lead", "qualified", "meeting", "proposal", "negotiation"),
-    won_label="won",
-    lost_label="lost",
-)
 
 
 @pytest.fixture(scope="module")

@@ -18,12 +18,8 @@ from models.close_probability import CloseProbabilityModel
 from models.hazard import HazardCloseModel
 from models.next_stage import NextStageModel
 from models.splits import TimeSplit, time_split
+from tests.shared import FUNNEL
 
-FUNNEL = Funnel(
-    stages=("lead", "qualified", "meeting", "proposal", "negotiation"),
-    won_label="won",
-    lost_label="lost",
-)
 HORIZON = 180
 CUTOFF = pd.Timestamp("2025-10-06", tz="UTC")
 FEATURE_SETTINGS = {

@@ -8,7 +8,6 @@ import pandas as pd
 import pytest
 
 from crm.data import CRMData
-from crm.schemas import Funnel
 from crm.synthetic import generate_crm
 from features.build import build_feature_set
 from features.snapshots import open_deals_at, snapshot_dates
@@ -24,12 +23,8 @@ from serving.score import (
     rank,
     score_open_deals,
 )
+from tests.shared import FUNNEL
 
-FUNNEL = Funnel(
-    stages=("lead", "qualified", "meeting", "proposal", "negotiation"),
-    won_label="won",
-    lost_label="lost",
-)
 SETTINGS = {
     "windows_days": (7, 30, 90),
     "trend_days": 30,
