@@ -1,7 +1,7 @@
 """Benchmark: the revenue forecast's backtest on the default synthetic CRM and on each failure
 scenario, against the stage-weighted forecast every CRM ships.
 
-Exactly the backtest of ``dealcast forecast`` (settings from ``params.yaml``): one close model
+Exactly the forecast backtest of ``dealcast train`` (settings from ``params.yaml``): one close model
 trained ``forecast.backtest_months`` before the data's end with only what was known then;
 every later whole month forecast at its first day, every later whole quarter at its first
 day and at mid-quarter. Prints WAPE, bias and P10-P90 coverage per horizon, and the issue's
@@ -13,14 +13,12 @@ targets for quarters (WAPE <= 10 %, coverage 70-90 %, better than stage-weighted
 from __future__ import annotations
 
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 from scenarios import parse, scenario_crm, scenario_train
 
-from features.snapshots import latest_timestamp
-from pipelines.forecasting import run_backtest
+from pipelines.modelling import run_forecast_backtest
 from pipelines.params import load_params
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -56,14 +54,11 @@ def _backtest(p, name: str, *, deals: int, seed: int) -> tuple[dict, list[str]]:
     crm = scenario_crm(p, name, deals=deals, seed=seed)
     months = 4 if name == "short" else p.forecast.backtest_months
     forecast = p.forecast.model_copy(update={"backtest_months": months})
-    messages: list[str] = []
-    with tempfile.TemporaryDirectory() as tmp:
-        _, metrics = run_backtest(
-            crm.data, folder=Path(tmp), out=Path(tmp), funnel=p.funnel.to_funnel(),
-            features=p.features, train=scenario_train(p, name), forecast=forecast,
-            data_end=latest_timestamp(crm.data), seed=p.base.seed, messages=messages,
-        )  # fmt: skip
-    return metrics, messages
+    made = run_forecast_backtest(
+        crm.data, funnel=p.funnel.to_funnel(), features=p.features,
+        train=scenario_train(p, name), forecast=forecast, seed=p.base.seed,
+    )  # fmt: skip
+    return made.metrics, made.messages
 
 
 if __name__ == "__main__":

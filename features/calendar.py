@@ -8,10 +8,9 @@ as_of is what the model sees: treat it as a soft feature.
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 
 from features.entry import Feature
-from features.point_in_time import days, days_since, to_us
+from features.point_in_time import NAT, days, days_since, to_us
 from features.snapshots import Deals, Spine
 
 CATALOG = (
@@ -40,14 +39,11 @@ def calendar_features(deals: Deals, spine: Spine) -> dict[str, np.ndarray]:
 
 
 def days_to_quarter_end(times: np.ndarray) -> np.ndarray:
-    """Days from each time (int64 us) to the start of the next calendar quarter."""
-    if len(times) == 0:
-        return np.zeros(0)
-    when = pd.DatetimeIndex(times.astype("datetime64[us]")).tz_localize("UTC")
-    quarter = (when.month - 1) // 3
-    month = (quarter + 1) * 3 + 1
-    year = when.year + (month > 12)
-    start = pd.to_datetime(
-        pd.DataFrame({"year": year, "month": np.where(month > 12, 1, month), "day": 1}), utc=True
-    )
-    return days(to_us(start) - np.asarray(times, dtype=np.int64))
+    """Days from each time (int64 us, UTC) to the start of the next calendar quarter
+    (NaN for a missing time). Month arithmetic in NumPy: months since 1970-01, which
+    starts a quarter."""
+    times = np.asarray(times, dtype=np.int64)
+    months = times.astype("datetime64[us]").astype("datetime64[M]").astype(np.int64)
+    start = ((months // 3 + 1) * 3).astype("datetime64[M]").astype("datetime64[us]")
+    out = days(start.astype(np.int64) - times)
+    return np.where(times == NAT, np.nan, out)

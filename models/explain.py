@@ -11,6 +11,7 @@ feature falls back to "<catalogue meaning>: <value>".
 
 from __future__ import annotations
 
+import functools
 import re
 
 import numpy as np
@@ -130,7 +131,13 @@ def drivers_from(
 
 
 def catalogue_meanings(columns: list[str]) -> dict[str, str]:
-    """Feature name -> catalogue meaning for the given columns (placeholders matched)."""
+    """Feature name -> catalogue meaning for the given columns (placeholders matched).
+    Matched once per set of columns (a model's columns do not change between calls)."""
+    return dict(_meanings(tuple(columns)))
+
+
+@functools.lru_cache(maxsize=16)
+def _meanings(columns: tuple[str, ...]) -> dict[str, str]:
     from features.catalog import feature_entries
 
     entries = feature_entries()

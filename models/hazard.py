@@ -24,7 +24,11 @@ Honesty measures, in fit order:
 5. **level recalibration**: the won/lost log-odds shifted to fit the latest
    ``recalibration_days`` of interval outcomes (penalised by ``recalibration_prior``
    pseudo-events), for win rates that move;
-6. ``probability_floor``: no served probability below it or above ``1 - floor``.
+6. **unmeasured intervals**: an interval no training row reached (a history shorter than
+   the horizon, e.g. a backtest a few weeks after a trimmed start) gets the daily rates of
+   the nearest earlier measured one (:func:`models.intervals.extend_unobserved`), not
+   whatever the trees return for an interval start they never saw;
+7. ``probability_floor``: no served probability below it or above ``1 - floor``.
 """
 
 from __future__ import annotations
@@ -46,13 +50,16 @@ from models.intervals import (
     StageHazardTable,
     all_intervals,
     cumulative_incidence,
+    extend_unobserved,
     interval_edges,
     interval_rows,
     level_shift,
+    observed_intervals,
     row_log_loss,
     shift_log_odds,
     with_interval,
 )
+from models.lgbm_input import booster_array
 from models.preprocess import FeatureMatrix
 
 MIN_EVENTS = 10
@@ -64,9 +71,10 @@ class HazardCloseModel(ClassifierMixin, BaseEstimator):
 
     ``fit(X, y, score_X=None)``: ``X`` the training snapshots (with ``deal_id`` and
     ``as_of``), ``y`` their labels at the cutoff (``outcome``, ``days_to_close``,
-    ``days_observed``), ``score_X`` the rows the model will score (drift check). Learned:
-    ``edges_``, ``matrix_``, ``table_``, ``boosters_``, ``calibrator_``, ``weight_``,
-    ``level_``, ``guard_``, ``drift_``, ``training_``.
+    ``days_observed``, optionally ``entry_days``: see :mod:`models.intervals`), ``score_X``
+    the rows the model will score (drift check). Learned: ``edges_``, ``matrix_``,
+    ``table_``, ``boosters_``, ``calibrator_``, ``weight_``, ``level_``, ``guard_``,
+    ``drift_``, ``observed_``, ``training_``.
     """
 
     def __init__(
@@ -122,6 +130,7 @@ class HazardCloseModel(ClassifierMixin, BaseEstimator):
         self.matrix_ = FeatureMatrix(drop=tuple(d["feature"] for d in self.drift_)).fit(X)
         self.reference_missing_ = missing_shares(X, self.matrix_.columns_)
         rows = interval_rows(y, self.edges_)
+        self.observed_ = observed_intervals(rows, len(self.edges_))
         stages = stage_of(X)[rows.row]
         self.table_ = StageHazardTable(
             prior_strength=self.stage_prior_strength, n_intervals=len(self.edges_)
@@ -143,7 +152,7 @@ class HazardCloseModel(ClassifierMixin, BaseEstimator):
             "level_shift_log_odds": [round(float(v), 4) for v in self.level_],
             "recalibration_rows": int(recent.sum()),
         }
-        self.training_ = _training_summary(X, rows)
+        self.training_ = _training_summary(X, rows, self.edges_)
         return self
 
     def _trainable(self, event: np.ndarray, deals: np.ndarray) -> bool:
@@ -159,7 +168,7 @@ class HazardCloseModel(ClassifierMixin, BaseEstimator):
             held = fold == j
             booster = self._fit_booster(Z[~held], rows.event[~held], deals[~held], seed=j)
             self.boosters_.append(booster)
-            oof[held] = booster.predict(Z[held], raw_score=True)
+            oof[held] = booster.predict(Z[held], raw_score=True, num_threads=self.n_jobs)
         self.calibrator_ = LogisticRegression(C=1e4, max_iter=1000).fit(_log_odds(oof), rows.event)
         p_model = self.calibrator_.predict_proba(_log_odds(oof))
         losses = {
@@ -233,10 +242,18 @@ class HazardCloseModel(ClassifierMixin, BaseEstimator):
             return Z.drop(columns=[QUARTER_POSITION_COLUMN], errors="ignore")
         return Z[columns]
 
+    def _booster_input(self, Z: pd.DataFrame) -> np.ndarray | pd.DataFrame:
+        """``Z`` in the trees' columns, converted once for all fold boosters."""
+        return booster_array(self._booster_columns(Z), self.boosters_[0].pandas_categorical)
+
     def _model_hazards(self, X: pd.DataFrame, row, k) -> np.ndarray:
         Z = with_interval(self.matrix_.transform(X), row, k, self.edges_, X["as_of"])
-        Z = self._booster_columns(Z)
-        raw = np.mean([b.predict(Z, raw_score=True) for b in self.boosters_], axis=0)
+        Z = self._booster_input(Z)
+        # num_threads: a booster read back from its model string predicts with every core
+        # (OpenMP), which costs ~8 ms per call on a busy machine for a handful of rows
+        raw = np.mean(
+            [b.predict(Z, raw_score=True, num_threads=self.n_jobs) for b in self.boosters_], axis=0
+        )
         return self.calibrator_.predict_proba(_log_odds(raw))
 
     def predict_hazards(self, X: pd.DataFrame, *, part: str = "served") -> np.ndarray:
@@ -256,7 +273,8 @@ class HazardCloseModel(ClassifierMixin, BaseEstimator):
         else:
             p = self.weight_ * self._model_hazards(X, row, k) + (1 - self.weight_) * table
             p = shift_log_odds(p, self.level_)
-        return p.reshape(len(X), len(self.edges_), 3)
+        p = p.reshape(len(X), len(self.edges_), 3)
+        return extend_unobserved(p, self.edges_, getattr(self, "observed_", None))
 
     def predict_curve(self, X: pd.DataFrame, *, part: str = "served") -> pd.DataFrame:
         """P(won by) and P(lost by) each interval end: columns ``won_<d>d`` / ``lost_<d>d``."""
@@ -341,11 +359,11 @@ class HazardCloseModel(ClassifierMixin, BaseEstimator):
         M = self.matrix_.transform(X)
         k = int(np.searchsorted(self.edges_, self.horizon_days / 4))
         Z = with_interval(M, np.arange(len(M)), np.full(len(M), k), self.edges_, X["as_of"])
-        Z = self._booster_columns(Z)
+        Z = self._booster_input(Z)
         width = Z.shape[1] + 1
         parts = []
         for b in self.boosters_:
-            c = np.asarray(b.predict(Z, pred_contrib=True))
+            c = np.asarray(b.predict(Z, pred_contrib=True, num_threads=self.n_jobs))
             parts.append(c[:, width : 2 * width] - c[:, :width])
         contrib = np.mean(parts, axis=0)[:, : M.shape[1]]
         return contrib, M
@@ -371,13 +389,16 @@ def _decision(weight: float) -> str:
     return "model beats the stage table on deals it never saw"
 
 
-def _training_summary(X: pd.DataFrame, rows) -> dict:
+def _training_summary(X: pd.DataFrame, rows, edges: np.ndarray) -> dict:
     counts = np.bincount(rows.event, minlength=3)
+    observed = observed_intervals(rows, len(edges))
     return {
         "snapshots": int(len(X)),
         "interval_rows": int(len(rows.event)),
         **{f"{name}_events": int(counts[i]) for i, name in enumerate(EVENTS) if i},
         "latest_as_of": str(pd.Timestamp(X["as_of"].max())) if len(X) else None,
+        # intervals (their end, in days) no training row reached: extended, not measured
+        "unmeasured_intervals_days": [int(e) for e in edges[~observed]],
     }
 
 

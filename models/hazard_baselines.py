@@ -8,7 +8,8 @@ model compared with nothing proves nothing. These tables learn the same thing fr
 snapshot, as the hazard model does (:mod:`models.intervals`): won / lost / still open per
 interval after as_of by current stage (or pooled, the base rate), P(won within H) being
 the cumulative incidence at H. No trees, no recalibration: what a CRM's stage table would
-say if it counted censoring right.
+say if it counted censoring right. Intervals no training row reached are extended as the
+hazard model's are (:func:`models.intervals.extend_unobserved`).
 """
 
 from __future__ import annotations
@@ -22,8 +23,10 @@ from models.intervals import (
     StageHazardTable,
     all_intervals,
     cumulative_incidence,
+    extend_unobserved,
     interval_edges,
     interval_rows,
+    observed_intervals,
 )
 
 
@@ -45,6 +48,7 @@ class HazardRateTable(ClassifierMixin, BaseEstimator):
         self.classes_ = np.array([False, True])
         self.edges_ = interval_edges(self.edges_days, self.horizon_days)
         rows = interval_rows(y.reset_index(drop=True), self.edges_)
+        self.observed_ = observed_intervals(rows, len(self.edges_))
         stages = self._stages(X.reset_index(drop=True))[rows.row]
         self.table_ = StageHazardTable(
             prior_strength=self.prior_strength, n_intervals=len(self.edges_)
@@ -55,7 +59,10 @@ class HazardRateTable(ClassifierMixin, BaseEstimator):
         n, K = len(X), len(self.edges_)
         row, k = all_intervals(n, K)
         hazards = self.table_.predict(self._stages(X.reset_index(drop=True))[row], k)
-        won, _ = cumulative_incidence(hazards.reshape(n, K, 3))
+        hazards = extend_unobserved(
+            hazards.reshape(n, K, 3), self.edges_, getattr(self, "observed_", None)
+        )
+        won, _ = cumulative_incidence(hazards)
         p = won[:, int(np.searchsorted(self.edges_, self.horizon_days))]
         return np.column_stack([1 - p, p])
 

@@ -4,10 +4,23 @@ the level recalibration.
 A snapshot (deal, as_of) is followed over intervals of days after as_of,
 ``(0, e1], (e1, e2], ...``. In each interval an open deal is won, lost or still open. An
 interval is a training row only when the deal was still open at its start and the data
-knows how it ended: the deal closed inside it, or the data watched the deal to the
-interval's end (``days_observed >= end``). Nothing later than the data's end is ever
-needed, so every snapshot up to the cutoff contributes (recent ones with their first
-intervals only). This is the censoring-aware alternative to "as_of + H <= cutoff".
+watched the whole interval (``days_observed >= end``): then the data knows how it ended.
+A close inside an interval the data stopped watching halfway is known, but the deals
+still open at that point are not, so keeping the closes alone would inflate the hazard;
+such intervals are censored whole. Nothing later than the data's end is ever needed, so
+every snapshot up to the cutoff contributes (recent ones with their first intervals only).
+This is the censoring-aware alternative to "as_of + H <= cutoff".
+
+Delayed entry (left truncation): a label ``entry_days`` (optional) says from how many days
+after as_of the record is trustworthy (a snapshot older than a trimmed history's start,
+:mod:`features.history_start`); intervals starting before it are not training rows.
+
+An interval no training row reached (beyond the longest follow-up, or between the
+intervals a delayed entry reached) has hazards nobody measured. :func:`extend_unobserved`
+carries the nearest earlier measured interval's daily rates into it (a constant hazard per
+day, the piecewise-exponential assumption), instead of whatever trees or tables return for
+an interval start they never saw: a first-week hazard served for a 14-day interval, or
+each deal's first-week hazard repeated as if deals did not move on.
 
 Hazards are ``(n, K, 3)`` arrays over the classes :data:`EVENTS` = (open, won, lost); the
 cumulative incidence of winning by the end of interval k is
@@ -50,7 +63,8 @@ class IntervalRows:
 
 def interval_rows(labels: pd.DataFrame, edges: np.ndarray) -> IntervalRows:
     """Interval rows of labelled snapshots (labels: ``outcome``, ``days_to_close``,
-    ``days_observed`` as of the cutoff; see :mod:`features.labels`)."""
+    ``days_observed`` as of the cutoff, see :mod:`features.labels`; optional
+    ``entry_days``, see the module docstring)."""
     outcome = labels["outcome"].astype("object")
     closed = outcome.notna().to_numpy()
     dtc = np.where(closed, labels["days_to_close"].to_numpy(float, na_value=np.nan), np.inf)
@@ -58,12 +72,45 @@ def interval_rows(labels: pd.DataFrame, edges: np.ndarray) -> IntervalRows:
     starts, ends = np.r_[0.0, edges[:-1]], edges
     at_risk = dtc[:, None] > starts[None, :]
     event_here = at_risk & (dtc[:, None] <= ends[None, :])
-    open_through = (dtc[:, None] > ends[None, :]) & (observed[:, None] >= ends[None, :])
-    keep = event_here | open_through
+    watched = observed[:, None] >= ends[None, :]
+    if "entry_days" in labels:
+        entry = labels["entry_days"].to_numpy(float, na_value=0.0)
+        watched &= starts[None, :] >= entry[:, None]
+    keep = at_risk & watched
     row, k = np.nonzero(keep)
     won = outcome.eq("won").to_numpy(bool)
     event = np.where(event_here[row, k], np.where(won[row], WON, LOST), OPEN)
     return IntervalRows(row=row, k=k, event=event.astype(int))
+
+
+def observed_intervals(rows: IntervalRows, n_intervals: int) -> np.ndarray:
+    """Mask of the intervals at least one training row reached."""
+    return np.bincount(rows.k, minlength=n_intervals)[:n_intervals] > 0
+
+
+def extend_unobserved(hazards: np.ndarray, edges, observed: np.ndarray | None) -> np.ndarray:
+    """``(n, K, 3)`` hazards with each interval no training row reached (``observed``
+    False) given the daily rates of the nearest earlier observed interval: still open
+    with ``S ** (width / width_j)``, the rest split between won and lost as there (see
+    the module docstring). Intervals before the first observed one, and all of them when
+    ``observed`` is None (a model pickled before it was recorded), stay as they are."""
+    if observed is None or observed.all() or not observed.any():
+        return hazards
+    width = np.diff(np.r_[0.0, np.asarray(edges, float)])
+    out = hazards.copy()
+    last = -1
+    for k in range(hazards.shape[1]):
+        if observed[k]:
+            last = k
+            continue
+        if last < 0:
+            continue
+        h = hazards[:, last]
+        stay = np.clip(h[:, OPEN], 1e-12, 1.0) ** (width[k] / width[last])
+        closing = np.clip(1.0 - h[:, [OPEN]], 1e-12, None)
+        out[:, k, OPEN] = stay
+        out[:, k, WON:] = (1.0 - stay)[:, None] * h[:, WON:] / closing
+    return out
 
 
 def with_interval(

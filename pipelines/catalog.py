@@ -13,7 +13,8 @@ Where (``paths:`` key) -> what, written by:
 - ``validation_report``: the validation report (JSON) -- validate
 - ``features``: ``features.parquet``, ``labels.parquet`` -- features
 - ``artifacts``: ``trained_model.json``, the trained pair's registry lineage -- train
-- ``reports``/``backtest``: :func:`evaluation_files` of train's backtest -- train
+- ``reports``/``backtest``: :func:`evaluation_files` of train's backtest and
+  :func:`forecast_backtest_files`, the revenue forecast's backtest -- train
 - ``reports``/``evaluation``: :func:`evaluation_files` (``evaluate --out``) -- evaluate
 - ``exports``: the set ``prioritised_leads_<DATE>/`` (CSV, XLSX, Parquet) -- score
 - ``reports``/``forecast``: :func:`forecast_files` -- forecast
@@ -171,22 +172,34 @@ def leads_files(stem: str) -> dict[str, str]:
 
 
 def forecast_files(folder: Path, as_of: pd.Timestamp) -> dict[str, Path]:
-    """What the ``forecast`` step writes into ``folder``."""
+    """What the ``forecast`` step writes into ``folder`` (its backtest is train's:
+    :func:`forecast_backtest_files`)."""
     day, folder = as_of.date().isoformat(), Path(folder)
     return {
         "forecast": folder / f"{FORECAST_STEM}_{day}.csv",
         "fan_chart": folder / f"{FAN_STEM}_{day}{PNG}",
-        **forecast_backtest_files(folder),
     }
 
 
 def forecast_backtest_files(folder: Path) -> dict[str, Path]:
-    """The forecast's backtest (rows and metrics) in ``folder``: one of each, undated."""
+    """The revenue forecast's backtest (rows and metrics) that ``train`` writes into
+    ``folder`` (:attr:`Catalog.backtest`): one of each, undated."""
     folder = Path(folder)
     return {
         "backtest": folder / f"{FORECAST_BACKTEST}.parquet",
         "backtest_metrics": folder / f"{FORECAST_BACKTEST}.json",
     }
+
+
+def read_forecast_backtest(folder: Path) -> tuple[pd.DataFrame, dict] | None:
+    """The forecast backtest in ``folder`` as (rows, metrics); None when a file is missing.
+    ``OSError`` / ``ValueError`` when one cannot be read."""
+    import pandas as pd
+
+    files = forecast_backtest_files(folder)
+    if not all(path.is_file() for path in files.values()):
+        return None
+    return pd.read_parquet(files["backtest"]), read_json(files["backtest_metrics"])
 
 
 def report_file(folder: Path, as_of: pd.Timestamp) -> Path:

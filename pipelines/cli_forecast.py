@@ -1,4 +1,5 @@
-"""``dealcast forecast``: won revenue per month and quarter with P10/P50/P90, backtested."""
+"""``dealcast forecast``: won revenue per month and quarter with P10/P50/P90, from the champion;
+shows the backtest ``dealcast train`` wrote."""
 
 from __future__ import annotations
 
@@ -29,11 +30,11 @@ def forecast_command(
     params: ParamsOpt = Path(PARAMS_FILE),
 ) -> None:
     """Forecast won revenue (already won + open pipeline + new deals) per month and quarter
-    with P10/P50/P90, and backtest it on past months against the stage-weighted and
-    rep-close-date forecasts; write forecast_<DATE>.csv, a fan chart and
-    forecast_backtest.{parquet,json}."""
+    with P10/P50/P90 from the champion; write forecast_<DATE>.csv and a fan chart. Fits
+    nothing: the backtest against the stage-weighted and rep-close-date forecasts is
+    written by `dealcast train` and shown here when it was computed on this CRM."""
     from pipelines.forecasting import format_forecast, run_forecast
-    from pipelines.steps import spec_of
+    from pipelines.steps import clock_of, spec_of
     from pipelines.tracking import load_champion
 
     p = load_params(params)
@@ -42,17 +43,19 @@ def forecast_command(
         next_stage_model_name=p.evaluate.next_stage_model_name,
         spec=spec_of(p.features),
     )
+    where = Catalog(p.paths)
     run = run_forecast(
         folder=data or p.paths.raw,
-        out=out or Catalog(p.paths).forecast,
+        out=out or where.forecast,
+        backtest=where.backtest,
         funnel=p.funnel.to_funnel(),
         features=p.features,
-        train=p.train,
         forecast=p.forecast,
         champion=champion,
         horizon_days=champion.horizon_days or p.train.horizon_days,
         as_of=parse_when(as_of, option="--as-of"),
         seed=p.base.seed,
+        clock=clock_of(p.validate_.as_of),
     )
     typer.echo(format_forecast(run))
     typer.echo(f"model: {champion.close_version}")

@@ -49,7 +49,8 @@ def train_command(
 ) -> None:
     """Fit the models to serve as if today were --as-of, backtest the same settings, and
     register them; they become champion only if the backtest beats the champion's and
-    the past they were trained on is the champion's. One train at a time per project."""
+    the past they were trained on is the champion's. Also backtests the revenue forecast
+    (what `dealcast forecast` shows). One train at a time per project."""
     from pipelines.lock import project_lock
 
     p = load_params(params)
@@ -82,6 +83,7 @@ def _train(p, *, data: Path | None, as_of: str | None, track: bool, accept: bool
         ece_bins=p.evaluate.ece_bins,
         backtest_out=Catalog(p.paths).backtest,
         data=crm,
+        forecast=p.forecast,
     )
     if backtest is not None:
         typer.echo("backtest of these settings (decides promotion):")
@@ -173,9 +175,7 @@ def metrics_command(
     from pipelines.headline import format_metrics, run_metrics
 
     where = Catalog(load_params(params).paths)
-    path, numbers = run_metrics(
-        backtest=where.backtest, forecast=where.forecast, out=out or where.metrics
-    )
+    path, numbers = run_metrics(backtest=where.backtest, out=out or where.metrics)
     typer.echo(format_metrics(numbers))
     typer.echo(f"wrote {path}")
 

@@ -36,8 +36,11 @@ class Trained:
     promotions: list
 
     def lines(self) -> list[str]:
-        return [f"mlflow run {self.mlflow_run}"] + [
-            f"{p.model} {p.label}: {p.reason}" for p in self.promotions
+        made = self.final.forecast_backtest
+        return [
+            f"mlflow run {self.mlflow_run}",
+            *(f"{p.model} {p.label}: {p.reason}" for p in self.promotions),
+            *(["revenue forecast:", *made.lines()] if made is not None else []),
         ]
 
 
@@ -54,7 +57,8 @@ def load_crm_task(folder: Path, p: Params):
 
 @task(name="backtest and fit", cache_policy=NO_CACHE)
 def fit_task(data, folder: Path, p: Params, as_of):
-    """The backtest that gates promotion, then the fit on everything known at as_of."""
+    """The backtest that gates promotion, the fit on everything known at as_of, then the
+    revenue forecast's backtest (written beside the first)."""
     from pipelines.modelling import run_train_with_backtest
     from pipelines.modelling_report import format_run
 
@@ -62,10 +66,13 @@ def fit_task(data, folder: Path, p: Params, as_of):
         folder=folder, funnel=p.funnel.to_funnel(), features=p.features, train=p.train,
         seed=p.base.seed, as_of=as_of, test_days=p.evaluate.test_days,
         ece_bins=p.evaluate.ece_bins, backtest_out=Catalog(p.paths).backtest, data=data,
+        forecast=p.forecast,
     )  # fmt: skip
     logger = get_run_logger()
     for line in format_run(backtest or final).splitlines():
         logger.info(line)
+    for line in final.forecast_backtest.lines() if backtest else []:
+        logger.info(line)  # without a backtest, format_run(final) printed it
     return final, backtest
 
 
@@ -122,13 +129,14 @@ def champion_task(p: Params):
 
 
 @task(name="score and export", cache_policy=NO_CACHE)
-def score_task(folder: Path, out: Path, p: Params, champion, as_of):
+def score_task(data, out: Path, p: Params, champion, as_of, *, folder: Path):
+    """The prioritised-leads export of ``data``, the validated CRM of ``folder``."""
     from pipelines.scoring import format_score, run_score
 
     run = run_score(
         folder=folder, out=out, funnel=p.funnel.to_funnel(), features=p.features,
         score=p.score, champion=champion,
-        horizon_days=champion.horizon_days or p.train.horizon_days, as_of=as_of,
+        horizon_days=champion.horizon_days or p.train.horizon_days, as_of=as_of, data=data,
     )  # fmt: skip
     for line in format_score(run).splitlines():
         get_run_logger().info(line)
@@ -136,13 +144,14 @@ def score_task(folder: Path, out: Path, p: Params, champion, as_of):
 
 
 @task(name="forecast", cache_policy=NO_CACHE)
-def forecast_task(folder: Path, out: Path, p: Params, champion, as_of):
-    """Revenue per month and quarter with P10/P50/P90, and its backtest."""
+def forecast_task(data, out: Path, p: Params, champion, as_of):
+    """Revenue per month and quarter with P10/P50/P90 from ``data`` (the validated CRM),
+    and train's backtest of it; fits nothing."""
     from pipelines.forecasting import format_forecast, run_forecast
 
     run = run_forecast(
-        folder=folder, out=out, funnel=p.funnel.to_funnel(), features=p.features,
-        train=p.train, forecast=p.forecast, champion=champion,
+        data=data, out=out, backtest=Catalog(p.paths).backtest, funnel=p.funnel.to_funnel(),
+        features=p.features, forecast=p.forecast, champion=champion,
         horizon_days=champion.horizon_days or p.train.horizon_days, as_of=as_of,
         seed=p.base.seed,
     )  # fmt: skip
@@ -166,7 +175,8 @@ class Scored:
 
 @flow(name="train")
 def train_flow(params_file: str = PARAMS_FILE, data: str | None = None, as_of: str | None = None):
-    """load → validate → features → backtest → fit → register (gated promotion)."""
+    """load → validate → features → backtest → fit → forecast backtest → register (gated
+    promotion)."""
     from pipelines.lock import project_lock
 
     p = load_params(Path(params_file))
@@ -185,12 +195,15 @@ def daily_score_flow(
     as_of: str | None = None,
     out: str | None = None,
 ):
-    """load → validate → features as of today → score with @champion → export → forecast."""
+    """load → validate (once) → score with @champion → export → forecast (no training: the
+    forecast's backtest is train's)."""
     p = load_params(Path(params_file))
     champion = champion_task(p)
     folder = Path(data) if data else p.paths.raw
-    scoring = score_task(folder, Path(out) if out else p.paths.exports, p, champion, _when(as_of))
-    forecast = forecast_task(folder, Catalog(p.paths).forecast, p, champion, scoring.as_of)
+    crm = load_crm_task(folder, p)
+    exports = Path(out) if out else p.paths.exports
+    scoring = score_task(crm, exports, p, champion, _when(as_of), folder=folder)
+    forecast = forecast_task(crm, Catalog(p.paths).forecast, p, champion, scoring.as_of)
     return Scored(scoring, forecast)
 
 

@@ -1,18 +1,13 @@
 """The ``forecast`` step: load the CRM -> score the open deals with the champion -> forecast
-won revenue per month and quarter (P10/P50/P90) -> backtest on past months -> write.
+won revenue per month and quarter (P10/P50/P90) -> write; show the backtest ``train`` wrote.
 
-Writes into ``out``: ``forecast_<DATE>.csv`` (one row per period), ``forecast_fan_<DATE>.png``,
-``forecast_backtest.parquet`` (one row per past month and method) and
-``forecast_backtest.json`` (metrics per method, definitions, settings). The library is
-:mod:`serving.forecast` (method), :mod:`serving.forecast_simulate` and
-:mod:`serving.forecast_backtest`.
-
-Backtest: one close model with the champion's settings (``params.yaml`` ``train:``) is
-trained at the cutoff, the first month start at or after ``forecast.backtest_months``
-months before the data's end, with only labels known then (as ``dealcast evaluate``
-does); every later month start whose whole month is in the data is a forecast origin,
-with features, timing, sigma, stage rates and new-deal history as known at that origin.
-The model is not retrained per origin.
+Writes into ``out``: ``forecast_<DATE>.csv`` (one row per period) and
+``forecast_fan_<DATE>.png`` (:func:`pipelines.catalog.forecast_files`). Fits nothing: the
+backtest (one row per past period, origin and method, and its metrics) is computed by
+``train`` (:func:`pipelines.modelling.run_forecast_backtest`) into its backtest folder;
+the forecast reads it back to show it, only when it was computed on this CRM (same data
+fingerprint), else says so. The library is :mod:`serving.forecast` (method),
+:mod:`serving.forecast_simulate` and :mod:`serving.forecast_run`.
 """
 
 from __future__ import annotations
@@ -24,18 +19,22 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from crm.data import CRMData
 from crm.schemas import Funnel
-from pipelines.catalog import forecast_files
-from pipelines.io import write_bytes_atomic, write_json_atomic
-from pipelines.params import FeaturesParams, ForecastParams, TrainParams
-from pipelines.steps import data_end_of
+from pipelines.catalog import forecast_files, read_forecast_backtest
+from pipelines.io import write_bytes_atomic
+from pipelines.params import FeaturesParams, ForecastParams
+from pipelines.steps import clock_of, data_end_of, fingerprint, load_usable, spec_of
 
 log = logging.getLogger(__name__)
 
 
 @dataclass
 class ForecastRun:
-    """What ``run_forecast`` computed and wrote; ``messages`` are for the user."""
+    """What ``run_forecast`` computed and wrote; ``messages`` are for the user.
+
+    ``backtest`` and ``metrics`` are train's forecast backtest of this CRM (empty when
+    there is none, or only another CRM's: ``messages`` says so)."""
 
     as_of: pd.Timestamp
     forecast: pd.DataFrame
@@ -48,72 +47,58 @@ class ForecastRun:
     data_fingerprint: str = ""
 
 
-def scored_open_deals(data, model, dates: pd.DatetimeIndex, *, funnel: Funnel, features):
-    """deal_id, as_of, stage, amount, p_win and (from a hazard model) its ``won_<d>d``
-    curve, of every deal open at each date; with the same drift fallback as the export."""
-    from features.build import build_features
-    from models.baselines import stage_of
-    from serving.score import check_feature_columns
-
-    built = build_features(
-        data, as_of_dates=dates, funnel=funnel, windows_days=features.windows_days,
-        trend_days=features.trend_days, recency_channels=features.recency_channels,
-        prior_strength=features.prior_strength,
-    )  # fmt: skip
-    if built.empty:
-        return pd.DataFrame(columns=["deal_id", "as_of", "stage", "amount", "p_win"])
-    check_feature_columns((model,), built.columns)
-    amount = data.deals.set_index(data.deals["deal_id"].astype("object"))["amount"]
-    ids = built["deal_id"].astype("object")
-    curved = hasattr(model, "curve_checked")
-    # one pass over the hazards: p_win is the curve at the horizon (an interval end)
-    curve = model.curve_checked(built) if curved else None
-    frame = pd.DataFrame(
-        {
-            "deal_id": ids.to_numpy(),
-            "as_of": built["as_of"].to_numpy(),
-            "stage": stage_of(built),
-            "amount": pd.to_numeric(amount.reindex(ids), errors="coerce").to_numpy(float),
-            "p_win": curve[f"won_{int(model.horizon_days)}d"].to_numpy()
-            if curved
-            else model.predict_proba(built)[:, 1],
-        }
-    )
-    if not curved:
-        return frame
-    return pd.concat([frame, curve[[c for c in curve.columns if c.startswith("won_")]]], axis=1)
-
-
 def run_forecast(
     *,
-    folder: Path,
     out: Path,
+    backtest: Path,
     funnel: Funnel,
     features: FeaturesParams,
-    train: TrainParams,
     forecast: ForecastParams,
     champion,
     horizon_days: int,
     as_of: pd.Timestamp | None,
     seed: int,
+    folder: Path | None = None,
+    data: CRMData | None = None,
+    clock: pd.Timestamp | None = None,
 ) -> ForecastRun:
-    """Forecast, backtest and write; raise ``StepError`` on unusable data."""
-    from pipelines.modelling import load_usable
-    from pipelines.modelling_artifacts import fingerprint
+    """Forecast and write; raise ``StepError`` on unusable data. Fits nothing.
+
+    ``data`` is the already validated CRM (the daily flow's), else the CRM of ``folder``
+    is loaded (rows after its end or ``clock``, default now, left out). ``backtest`` is
+    train's backtest folder (:attr:`pipelines.catalog.Catalog.backtest`)."""
+    if data is None:
+        data = load_usable(folder, funnel=funnel, data_end=features.data_end,
+                           clock=clock or clock_of(None))  # fmt: skip
+    data_end = data_end_of(data, data_end=features.data_end)
+    when = data_end if as_of is None else as_of
+    table, sigma, open_deals = _forecast_table(
+        data, when, funnel=funnel, features=features, forecast=forecast, champion=champion,
+        horizon_days=horizon_days, seed=seed,
+    )  # fmt: skip
+    run = ForecastRun(when, table, sigma, open_deals, *_empty_backtest())
+    run.data_fingerprint = fingerprint(data)
+    if when < data_end:
+        run.messages.append(f"forecast as of {when.date()}, before the data's end {data_end}")
+    run.backtest, run.metrics = stored_backtest(backtest, run.data_fingerprint, run.messages)
+    run.files = write_forecast(run, Path(out), horizon_days=horizon_days, forecast=forecast)
+    return run
+
+
+def _forecast_table(data: CRMData, when: pd.Timestamp, *, funnel: Funnel, features,
+                    forecast, champion, horizon_days: int, seed: int):  # fmt: skip
+    """(table, sigma, open deals) of the revenue forecast as of ``when``."""
     from pipelines.steps import StepError
     from serving.forecast import past_wins, shared_shock_sigma
+    from serving.forecast_run import scored_open_deals
     from serving.forecast_simulate import revenue_forecast
     from serving.score import FeatureMismatchError
 
-    data = load_usable(folder, funnel=funnel)
-    data_end = data_end_of(data, data_end=features.data_end)
-    when = data_end if as_of is None else as_of
     history = data.table("stage_history")
     known = data.deals[(data.deals["created_at"] <= when).to_numpy(bool)]
     try:
-        scored = scored_open_deals(
-            data, champion.close, pd.DatetimeIndex([when]), funnel=funnel, features=features
-        )
+        scored = scored_open_deals(data, champion.close, pd.DatetimeIndex([when]),
+                                   funnel=funnel, spec=spec_of(features))  # fmt: skip
     except FeatureMismatchError as error:
         raise StepError(str(error)) from None
     wins = past_wins(known, history, as_of=when, horizon_days=horizon_days,
@@ -131,102 +116,42 @@ def run_forecast(
         new_deal_origins=forecast.new_deal_origins,
         calendar_prior_days=forecast.calendar_prior_days,
     )  # fmt: skip
-    run = ForecastRun(when, table, sigma, len(scored), *_empty_backtest())
-    run.data_fingerprint = fingerprint(data)
-    if when < data_end:
-        run.messages.append(f"forecast as of {when.date()}, before the data's end {data_end}")
-    run.backtest, run.metrics = run_backtest(
-        data, folder=folder, out=out, funnel=funnel, features=features, train=train,
-        forecast=forecast, data_end=data_end, seed=seed, messages=run.messages,
-    )  # fmt: skip
-    run.files = write_forecast(run, Path(out), horizon_days=horizon_days, forecast=forecast)
-    return run
+    return table, sigma, len(scored)
 
 
-def _empty_backtest():
-    from serving.forecast_backtest import COLUMNS
+def _empty_backtest() -> tuple[pd.DataFrame, dict]:
+    from serving.forecast_run import empty_backtest
 
-    return pd.DataFrame(columns=list(COLUMNS)), {}
-
-
-def backtest_origins(data_end: pd.Timestamp, months: int) -> tuple[pd.Timestamp, list]:
-    """The cutoff and the (period, origin, position) triples after it whose whole period
-    is in the data (:func:`serving.forecast_backtest.backtest_periods`)."""
-    from serving.forecast_backtest import backtest_periods
-
-    cutoff = (data_end - pd.DateOffset(months=months)).normalize()
-    cutoff = cutoff if cutoff.day == 1 else (cutoff.replace(day=1) + pd.DateOffset(months=1))
-    return cutoff, backtest_periods(cutoff, data_end)
+    return empty_backtest(), {}
 
 
-def run_backtest(data, *, folder, out, funnel, features, train, forecast, data_end, seed,
-                 messages: list[str]) -> tuple[pd.DataFrame, dict]:  # fmt: skip
-    """Train the close model at the cutoff, forecast every later whole month and quarter;
-    (rows, metrics)."""
-    from pipelines.modelling import fit_close_at
-    from pipelines.steps import StepError
-    from serving.forecast_backtest import COLUMNS, backtest_metrics, backtest_origin
-
-    cutoff, triples = backtest_origins(data_end, forecast.backtest_months)
-    if not triples:
-        messages.append("no backtest: no whole month after the backtest cutoff")
-        return pd.DataFrame(columns=list(COLUMNS)), {}
+def stored_backtest(folder: Path, ours: str, messages: list[str]) -> tuple[pd.DataFrame, dict]:
+    """Train's forecast backtest in ``folder`` if it was computed on the CRM whose data
+    fingerprint is ``ours``; else empty, with a message saying why (never another CRM's)."""
     try:
-        close = fit_close_at(
-            data, cutoff=cutoff, funnel=funnel, features=features, train=train, seed=seed
+        stored = read_forecast_backtest(folder)
+    except (OSError, ValueError) as error:  # pyarrow and json errors are ValueErrors
+        messages.append(f"no backtest shown: cannot read the forecast backtest in {folder}: "
+                        f"{error}; `dealcast train` rewrites it")  # fmt: skip
+        return _empty_backtest()
+    if stored is None:
+        messages.append(f"no backtest shown: none in {folder}; `dealcast train` writes it")
+        return _empty_backtest()
+    rows, metrics = stored
+    theirs = metrics.get("data_fingerprint")
+    if theirs != ours:
+        messages.append(
+            f"no backtest shown: the forecast backtest in {folder} was computed on another "
+            f"CRM or extract (data fingerprint {theirs}, this CRM {ours}); run "
+            "`dealcast train` on this CRM"
         )
-    except StepError as exc:
-        messages.append(f"no backtest: {str(exc).splitlines()[0]}")
-        return pd.DataFrame(columns=list(COLUMNS)), {}
-    origins = sorted({origin for _, origin, _ in triples})
-    scored = scored_open_deals(
-        data, close, pd.DatetimeIndex(origins), funnel=funnel, features=features
-    )
-    history = data.table("stage_history")
-    rows = []
-    for k, (period, origin, _) in enumerate(triples):
-        at = scored[scored["as_of"] == origin]
-        rows += backtest_origin(
-            deals=data.deals, history=history, scored=at, period=period, origin=origin,
-            horizon_days=train.horizon_days, won_label=funnel.won_label, draws=forecast.draws,
-            seed=seed + k, min_stage_wins=forecast.min_stage_wins,
-            new_deal_origins=forecast.new_deal_origins,
-            prior_strength=forecast.stage_prior_strength,
-            calendar_prior_days=forecast.calendar_prior_days,
-        )  # fmt: skip
-    frame = pd.DataFrame(rows, columns=list(COLUMNS))
-    metrics = {
-        "methods": backtest_metrics(frame),
-        "cutoff": str(cutoff),
-        "origins": [str(o.date()) for o in origins],
-        "periods": {
-            "months": int(sum(p.kind == "month" for p, _, _ in triples)),
-            "quarters": int(sum(p.kind == "quarter" for p, _, at in triples if at == "start")),
-        },
-        "sigma_mean": float(frame["sigma"].mean()),
-        "definitions": DEFINITIONS,
-    }
-    return frame, metrics
-
-
-DEFINITIONS = {
-    "period": "calendar month forecast at its first day (00:00 UTC); calendar quarter "
-    "forecast at its first day and at mid-quarter (the 15th of its middle month), revenue "
-    "already won by then counted as known (metrics under by_horizon)",
-    "actual": "amount of deals won (closed_at) in the period",
-    "forecast": "expected revenue: open pipeline per method + new-deal history mean",
-    "wape": "sum |forecast - actual| / sum actual",
-    "bias": "sum (forecast - actual) / sum actual",
-    "coverage_p10_p90": "share of periods with p10 <= actual <= p90 (target 0.8)",
-    "model": "close model trained once at the cutoff with labels known then; not retrained",
-    "dealcast": "open pipeline from the close model's P(won by day d) curve",
-}
+        return _empty_backtest()
+    messages += [f"(train's backtest) {m}" for m in metrics.get("messages", [])]
+    return rows, metrics
 
 
 def write_forecast(run: ForecastRun, out: Path, *, horizon_days: int, forecast) -> dict:
-    """CSV, fan chart, backtest parquet and JSON, each written atomically."""
-    from crm.write import write_frame
-
+    """The forecast CSV and its fan chart, each written atomically."""
     files = forecast_files(out, run.as_of)  # the catalogue's names
     table = run.forecast.assign(
         as_of=run.as_of,
@@ -237,12 +162,6 @@ def write_forecast(run: ForecastRun, out: Path, *, horizon_days: int, forecast) 
     )
     write_bytes_atomic(files["forecast"], table.to_csv(index=False).encode("utf-8"))
     write_bytes_atomic(files["fan_chart"], fan_chart_png(run.forecast, run.as_of))
-    write_frame(run.backtest, files["backtest"])
-    write_json_atomic(
-        files["backtest_metrics"],
-        run.metrics | {"as_of": str(run.as_of), "sigma": run.sigma,
-                       "open_deals": run.open_deals, "horizon_days": horizon_days},
-    )  # fmt: skip
     return files
 
 
@@ -280,7 +199,9 @@ def fan_chart_png(table: pd.DataFrame, as_of: pd.Timestamp) -> bytes:
 
 
 def format_forecast(run: ForecastRun) -> str:
-    """What the CLI prints: the periods and the backtest per method."""
+    """What the CLI prints: the periods and train's backtest per method."""
+    from serving.forecast_run import backtest_lines
+
     lines = [
         f"forecast as of {run.as_of}: {run.open_deals:,} open deals, shared shock sigma "
         f"{run.sigma:.3f} (logit)",
@@ -292,28 +213,4 @@ def format_forecast(run: ForecastRun) -> str:
             f"{r.period:<9}{r.already_won:>13,.0f}{r.open_expected:>13,.0f}"
             f"{r.new_expected:>13,.0f}{r.p10:>13,.0f}{r.p50:>13,.0f}{r.p90:>13,.0f}"
         )
-    methods = run.metrics.get("methods", {})
-    if methods:
-        n = next(iter(methods.values()))["periods"]
-        lines.append(f"backtest on {n} past months (cutoff {run.metrics['cutoff'][:10]}):")
-        for name, m in methods.items():
-            lines.append(
-                f"  {name:<16} WAPE {m['wape']:.3f}  bias {m['bias']:+.3f}  "
-                f"P10-P90 coverage {m['coverage_p10_p90']:.2f}"
-            )
-        lines += _horizon_lines(methods)
-    return "\n".join(lines)
-
-
-def _horizon_lines(methods: dict) -> list[str]:
-    """The backtest per period kind and origin (quarter_at_start, quarter_at_mid)."""
-    lines = []
-    for name, m in methods.items():
-        for key, h in m.get("by_horizon", {}).items():
-            if key == "month_at_start":
-                continue
-            lines.append(
-                f"  {name:<16} {key:<14} {h['periods']:>2} periods  WAPE {h['wape']:.3f}  "
-                f"bias {h['bias']:+.3f}  P10-P90 coverage {h['coverage_p10_p90']:.2f}"
-            )
-    return lines
+    return "\n".join(lines + backtest_lines(run.metrics))

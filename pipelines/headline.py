@@ -1,5 +1,6 @@
 """The headline metrics: the handful of numbers ``dvc metrics show`` and ``dvc exp show``
-print, taken from train's backtest and the forecast's backtest.
+print, taken from the two backtests ``train`` writes: the close model's and the revenue
+forecast's.
 
 ``auc``, ``log_loss`` and ``ece`` are the served close model's (``p_win``) on the backtest's
 test rows with a known outcome; ``next_stage_log_loss`` the next-stage model's on the rows
@@ -42,12 +43,13 @@ def headline(close: dict | None, forecast: dict | None) -> dict[str, float | Non
     return out
 
 
-def run_metrics(*, backtest: Path, forecast: Path, out: Path) -> tuple[Path, dict]:
-    """Read both backtests' metrics (a missing one gives nulls), write ``out``."""
+def run_metrics(*, backtest: Path, out: Path) -> tuple[Path, dict]:
+    """Read both backtests' metrics in train's ``backtest`` folder (a missing one gives
+    nulls), write ``out``."""
     trees = {}
     for name, path in (
         ("close", evaluation_files(backtest)["metrics"]),
-        ("forecast", forecast_backtest_files(forecast)["backtest_metrics"]),
+        ("forecast", forecast_backtest_files(backtest)["backtest_metrics"]),
     ):
         if path.is_file():
             trees[name] = read_json(path)

@@ -6,7 +6,9 @@ after the cutoff is open for training purposes (the hazard model uses each inter
 is fully observed; the fixed-horizon baselines only snapshots with ``as_of + H <= cutoff``).
 ``evaluate`` trains the same way, then scores every deal open at each later snapshot and
 compares with what happened (see :mod:`models.evaluate`); its default cutoff is chosen
-from the data (:func:`models.splits.backtest_cutoff`). Neither writes a model to serve
+from the data (:func:`models.splits.backtest_cutoff`). ``train`` also runs the revenue
+forecast's backtest (:func:`run_forecast_backtest`) and writes it beside its own, so
+``forecast`` never fits anything. Neither writes a model to serve
 (what serves is the MLflow ``@champion`` that ``train`` registers); ``evaluate --out DIR``
 writes the metrics, test predictions, drivers, PNG charts and the backtest's own model
 (:func:`pipelines.catalog.evaluation_files`; the writing is in
@@ -25,9 +27,14 @@ import pandas as pd
 from crm.data import CRMData
 from crm.schemas import LOST, WON, Funnel
 from pipelines.catalog import model_folder
-from pipelines.modelling_artifacts import write_evaluation, write_models
+from pipelines.modelling_artifacts import (
+    write_evaluation,
+    write_forecast_backtest,
+    write_models,
+)
 from pipelines.modelling_report import (  # noqa: F401 - ModellingRun, Prepared re-exported
     DEFINITIONS,
+    ForecastBacktest,
     ModellingRun,
     Prepared,
     guard_messages,
@@ -35,7 +42,7 @@ from pipelines.modelling_report import (  # noqa: F401 - ModellingRun, Prepared 
     warn_if_no_labels,
     window_summary,
 )
-from pipelines.params import FeaturesParams, TrainParams
+from pipelines.params import FeaturesParams, ForecastParams, TrainParams
 from pipelines.steps import as_utc, data_end_of, fingerprint
 
 log = logging.getLogger(__name__)
@@ -57,10 +64,12 @@ def prepare(
     The cutoff is ``as_of`` (capped at the data's end), or without it the data's end
     (training "today"), or with ``test_days`` the backtest cutoff chosen from the data
     (room for a test window whose outcomes are known). ``known_until`` pretends the data
-    was extracted then: nothing later counts as known, not even for test labels.
+    was extracted then: nothing later counts as known, not even for test labels. Training
+    snapshots older than a trimmed history's start enter late
+    (:func:`features.history_start.delayed_entry`).
     """
     from features.build import build_feature_set
-    from features.history_start import history_start
+    from features.history_start import delayed_entry, history_start
     from features.snapshots import snapshot_dates
     from models.splits import ShortHistoryError, backtest_cutoff, time_split
     from pipelines.steps import StepError
@@ -75,11 +84,12 @@ def prepare(
     data_end = data_end_of(data, data_end=features.data_end)
     if known_until is not None:
         data_end = min(data_end, known_until)
-    start, note = history_start(
+    history = history_start(
         data.deals,
         start=as_utc(features.start) if features.start else None,
         after_late_wins=features.start_after_late_wins,
     )
+    start, note = history.start, history.note
     if note:
         log.warning(note)
     dates = snapshot_dates(start, data_end, features.freq)
@@ -114,8 +124,10 @@ def prepare(
             "later --as-of"
         )
     log.info("cutoff %s: %d training snapshot dates", cutoff.date(), len(train_dates))
+    train_dates = history.training_dates(train_dates, freq=features.freq)  # + delayed entry
     kwargs = _feature_kwargs(funnel, features)
     built = build_feature_set(data, as_of_dates=train_dates, data_end=cutoff, **kwargs)
+    built = replace(built, labels=delayed_entry(built.labels, start=start))
     now = build_feature_set(
         data, as_of_dates=pd.DatetimeIndex([cutoff]), data_end=cutoff, **kwargs
     ).features
@@ -197,7 +209,8 @@ def fit_close_at(
     seed: int,
 ):
     """The close model alone, fitted as if today were ``cutoff`` (the forecast backtest's
-    model: nothing else is needed there, so nothing else is fitted)."""
+    model: nothing else is needed there, so nothing else is fitted); ``StepError`` if it
+    cannot be."""
     from models.train import TrainingError
     from pipelines.steps import StepError
 
@@ -348,13 +361,16 @@ def run_train_with_backtest(
     ece_bins: int,
     backtest_out: Path,
     data: CRMData | None = None,
+    forecast: ForecastParams | None = None,
 ) -> tuple[ModellingRun, ModellingRun | None]:
     """The model to serve, fitted on everything known at ``as_of`` (default: the data's
     end), and the backtest of the same settings that decides whether it may serve.
 
     The backtest trains ``horizon + test_days`` before ``as_of`` and tests on the snapshots
     after that, with only what was known at ``as_of``. ``None`` when the data is too
-    short for a backtest (the reason is in the final run's messages).
+    short for a backtest (the reason is in the final run's messages). With ``forecast``
+    the revenue forecast's backtest runs too (:func:`run_forecast_backtest`), is written
+    into ``backtest_out`` and kept as the final run's ``forecast_backtest``.
     """
     from pipelines.steps import StepError
 
@@ -375,4 +391,51 @@ def run_train_with_backtest(
     )  # fmt: skip
     if reason:
         final.messages.append(reason)
+    if forecast is not None:
+        made = run_forecast_backtest(data, funnel=funnel, features=features, train=train,
+                                     forecast=forecast, seed=seed, as_of=as_of)  # fmt: skip
+        made.files = write_forecast_backtest(backtest_out, made)
+        final.forecast_backtest, final.files = made, final.files | made.files
     return final, backtest
+
+
+def run_forecast_backtest(
+    data: CRMData,
+    *,
+    funnel: Funnel,
+    features: FeaturesParams,
+    train: TrainParams,
+    forecast: ForecastParams,
+    seed: int,
+    as_of: pd.Timestamp | None = None,
+) -> ForecastBacktest:
+    """The revenue forecast's backtest (:func:`serving.forecast_run.forecast_backtest`) with
+    a close model of the training settings fitted at the cutoff ``forecast.backtest_months``
+    before the data's end (or ``as_of``, if earlier). Never raises for a short history (the
+    messages say why it is empty); the metrics record the data fingerprint and end."""
+    from pipelines.steps import StepError, spec_of
+    from serving.forecast_run import backtest_plan, empty_backtest, forecast_backtest
+
+    data_end = data_end_of(data, data_end=features.data_end)
+    data_end = data_end if as_of is None else min(data_end, as_of)
+    record = {"data_fingerprint": fingerprint(data), "data_end": str(data_end),
+              "horizon_days": train.horizon_days}  # fmt: skip
+    cutoff, plan = backtest_plan(data_end, months=forecast.backtest_months)
+    if not plan:
+        why = "no whole month after the backtest cutoff"
+        return ForecastBacktest(empty_backtest(), record, [f"no forecast backtest: {why}"])
+    try:
+        close = fit_close_at(
+            data, cutoff=cutoff, funnel=funnel, features=features, train=train, seed=seed
+        )
+    except StepError as exc:
+        why = str(exc).splitlines()[0]
+        return ForecastBacktest(empty_backtest(), record, [f"no forecast backtest: {why}"])
+    rows, metrics = forecast_backtest(
+        data, close=close, cutoff=cutoff, plan=plan, funnel=funnel, spec=spec_of(features),
+        horizon_days=train.horizon_days, draws=forecast.draws, seed=seed,
+        min_stage_wins=forecast.min_stage_wins, new_deal_origins=forecast.new_deal_origins,
+        stage_prior_strength=forecast.stage_prior_strength,
+        calendar_prior_days=forecast.calendar_prior_days,
+    )  # fmt: skip
+    return ForecastBacktest(rows, metrics | record)

@@ -1,7 +1,8 @@
 """What the ``train`` and ``evaluate`` steps write (names: :func:`pipelines.catalog.
-evaluation_files`, :func:`pipelines.catalog.model_files`): the backtest's model file and
-feature list, the metrics, test predictions, drivers and the PNG charts; plus the data
-fingerprint and strict-JSON cleaning they rely on."""
+evaluation_files`, :func:`pipelines.catalog.model_files`,
+:func:`pipelines.catalog.forecast_backtest_files`): the backtest's model file and feature
+list, the metrics, test predictions, drivers and the PNG charts, the revenue forecast's
+backtest; plus the data fingerprint and strict-JSON cleaning they rely on."""
 
 from __future__ import annotations
 
@@ -12,13 +13,13 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from pipelines.catalog import evaluation_files, model_files
+from pipelines.catalog import evaluation_files, forecast_backtest_files, model_files
 from pipelines.io import clean_json  # noqa: F401 - re-exported
 from pipelines.params import TrainParams
 from pipelines.steps import fingerprint  # noqa: F401 - re-exported
 
 if TYPE_CHECKING:
-    from pipelines.modelling_report import ModellingRun
+    from pipelines.modelling_report import ForecastBacktest, ModellingRun
 
 
 def write_evaluation(
@@ -42,6 +43,21 @@ def write_evaluation(
         files["drivers"] = names["drivers"]
         write_frame(drivers, files["drivers"])
     return files
+
+
+def write_forecast_backtest(folder: Path, backtest: ForecastBacktest) -> dict[str, Path]:
+    """The forecast backtest's rows (Parquet, with the ``data_fingerprint`` they were
+    computed on) and metrics (strict JSON, with the fingerprint, data end and messages);
+    what was written, named for the user."""
+    from crm.write import write_frame
+    from pipelines.io import write_json_atomic
+
+    files = forecast_backtest_files(folder)
+    rows = backtest.rows.assign(data_fingerprint=backtest.metrics["data_fingerprint"])
+    write_frame(rows, files["backtest"])
+    metrics = backtest.metrics | {"messages": backtest.messages}
+    write_json_atomic(files["backtest_metrics"], clean_json(metrics))
+    return {"forecast backtest": files["backtest"], "forecast metrics": files["backtest_metrics"]}
 
 
 def charts(pred: pd.DataFrame, *, ece_bins: int) -> dict:

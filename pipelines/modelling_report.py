@@ -38,6 +38,25 @@ class ModellingRun:
     predictions: pd.DataFrame | None = None
     test_features: pd.DataFrame | None = None
     metrics: dict | None = None
+    forecast_backtest: ForecastBacktest | None = None
+
+
+@dataclass
+class ForecastBacktest:
+    """The revenue forecast's backtest that ``train`` ran (:mod:`serving.forecast_run`):
+    one row per (period, origin, method) and the metrics; ``metrics`` records the data
+    fingerprint and data end it was computed on, and ``messages`` why it is empty."""
+
+    rows: pd.DataFrame
+    metrics: dict
+    messages: list[str] = field(default_factory=list)
+    files: dict[str, Path] = field(default_factory=dict)
+
+    def lines(self) -> list[str]:
+        """What the CLI prints: why there is no backtest, or its metrics per method."""
+        from serving.forecast_run import backtest_lines
+
+        return [*self.messages, *backtest_lines(self.metrics)]
 
 
 DEFINITIONS = {
@@ -121,7 +140,8 @@ def warn_if_no_labels(run: ModellingRun) -> None:
 
 
 def format_run(run: ModellingRun) -> str:
-    """What the CLI prints: cutoff, training rows, guard decisions and the metric tables."""
+    """What the CLI prints: cutoff, training rows, guard decisions, the metric tables and
+    the revenue forecast's backtest (``train``)."""
     s = run.summary
     t = s["training"]
     lines = [
@@ -132,6 +152,8 @@ def format_run(run: ModellingRun) -> str:
     ]
     if run.metrics:
         lines += _metric_lines(run.metrics)
+    if run.forecast_backtest is not None:
+        lines += ["revenue forecast:", *run.forecast_backtest.lines()]
     return "\n".join(lines)
 
 

@@ -2,11 +2,12 @@
 funnel report (:mod:`serving.report`) and write ``funnel_report_<DATE>.html`` atomically
 (every file name here is the catalogue's, :mod:`pipelines.catalog`).
 
-Optional inputs, each skipped with a note when absent or unreadable: the backtest
-(``<reports>/backtest/metrics.json`` and ``test_predictions.parquet``), the forecast
-(``forecast_backtest.parquet``, the latest ``forecast_<DATE>.csv`` and a fan-chart PNG in
-the forecast folder) and the latest team-wide prioritised-leads Parquet in the exports
-folder (the set ``prioritised_leads_<DATE>/prioritised_leads_<DATE>.parquet``, or a file
+Optional inputs, each skipped with a note when absent or unreadable: train's backtests
+(``<reports>/backtest/metrics.json``, ``test_predictions.parquet`` and the revenue
+forecast's ``forecast_backtest.parquet``, left out when computed on another CRM), the
+forecast (the latest ``forecast_<DATE>.csv`` and a fan-chart PNG in the forecast folder)
+and the latest team-wide prioritised-leads Parquet in the exports folder (the set
+``prioritised_leads_<DATE>/prioritised_leads_<DATE>.parquet``, or a file
 ``prioritised_leads_<DATE>.parquet`` of the older flat layout). "Latest" means the latest
 date in the name not after ``as_of``.
 """
@@ -72,17 +73,20 @@ def run_report(
     messages: list[str] = []
     inputs = {"CRM": str(folder)}
     reader = _Reader(messages, inputs)
-    leads_file = _same_crm(latest_leads(exports, when), fingerprint(data), messages)
+    ours = fingerprint(data)
+    leads_file = _same_crm(latest_leads(exports, when), ours, messages)
     forecast_file = latest_forecast(forecast, when)
-    if _same_crm(forecast_file, fingerprint(data), messages, what="forecast") != forecast_file:
-        forecast, forecast_file = None, None  # another CRM's: no forecast, no backtest, no fan
+    if _same_crm(forecast_file, ours, messages, what="forecast") != forecast_file:
+        forecast, forecast_file = None, None  # another CRM's: no forecast, no fan
     backtest_files = evaluation_files(backtest)
+    forecast_backtest = forecast_backtest_files(backtest)["backtest"]
     report = ReportInputs(
         data=data, funnel=funnel, as_of=when,
         metrics=reader.json("backtest metrics", backtest_files["metrics"]),
         predictions=reader.parquet("backtest predictions", backtest_files["predictions"]),
         forecast_backtest=reader.parquet(
-            "forecast backtest", forecast and forecast_backtest_files(forecast)["backtest"]
+            "forecast backtest",
+            _same_crm(forecast_backtest, ours, messages, what="forecast backtest"),
         ),
         forecast=reader.csv("forecast", forecast_file),
         fan_chart=reader.bytes("fan chart", forecast and fan_chart_file(forecast, forecast_file)),
@@ -111,12 +115,20 @@ def _check_as_of(data, when: pd.Timestamp) -> None:
         )
 
 
+#: What ``_same_crm`` checks -> (what the report leaves out, the command that remakes it).
+_REMADE_BY = {
+    "export": ("prioritised leads", "score"),
+    "forecast": ("forecast", "forecast"),
+    "forecast backtest": ("forecast backtest", "train"),
+}
+
+
 def _same_crm(
     path: Path | None, ours: str, messages: list[str], *, what: str = "export"
 ) -> Path | None:
-    """``path`` (an export or forecast) if it was made from this CRM (its
-    ``data_fingerprint`` column), else None with a note: another CRM's ranked deals or
-    forecast must never appear in this CRM's report. Files without the column pass."""
+    """``path`` (an export, forecast or forecast backtest) if it was made from this CRM
+    (its ``data_fingerprint`` column), else None with a note: another CRM's ranked deals
+    or forecast must never appear in this CRM's report. Files without the column pass."""
     if path is None:
         return None
     try:
@@ -125,14 +137,14 @@ def _same_crm(
         else:
             frame = pd.read_parquet(path, columns=["data_fingerprint"])
     except (OSError, ValueError, KeyError):
-        return path  # unreadable: the reader below says so
+        return path  # missing or unreadable: the reader below says so
     theirs = set(frame.get("data_fingerprint", pd.Series()).dropna().astype("str"))
     if theirs and theirs != {ours}:
-        command = "score" if what == "export" else "forecast"
+        shown, command = _REMADE_BY[what]
         messages.append(
-            f"left out the {'prioritised leads' if what == 'export' else 'forecast'}: the latest "
-            f"{what} is for another CRM ({path}: data fingerprint {', '.join(sorted(theirs))}, "
-            f"this CRM {ours}), or an older extract of it: run `dealcast {command}` on this CRM"
+            f"left out the {shown}: the latest {what} is for another CRM ({path}: data "
+            f"fingerprint {', '.join(sorted(theirs))}, this CRM {ours}), or an older extract "
+            f"of it: run `dealcast {command}` on this CRM"
         )
         return None
     return path

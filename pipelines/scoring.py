@@ -23,6 +23,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from crm.data import CRMData
 from crm.schemas import Funnel
 from pipelines.catalog import LEADS_STEM, leads_files, leads_stem
 from pipelines.io import writable_folder, write_set
@@ -59,11 +60,13 @@ def run_score(
     as_of: pd.Timestamp | None,
     owners: tuple[str, ...] = (),
     clock: pd.Timestamp | None = None,
+    data: CRMData | None = None,
 ) -> ScoringRun:
     """Score and write; raise ``StepError`` on unusable data or nothing to export.
 
     ``champion`` is a :class:`pipelines.tracking.Champion` (or anything with its fields);
-    ``horizon_days`` what ``p_win`` means (the champion's training horizon).
+    ``horizon_days`` what ``p_win`` means (the champion's training horizon). ``data`` is
+    the already validated CRM of ``folder`` (the daily flow's; not read again).
     """
     from pipelines.steps import StepError, fingerprint, load_and_validate
     from serving.score import (
@@ -74,12 +77,13 @@ def run_score(
     )
 
     writable_folder(Path(out), what="--out")  # fail now, not after scoring
-    result = load_and_validate(
-        folder, funnel=funnel, as_of=None, data_end=features.data_end, clock=clock
-    )  # rows after the data's end (``clock``: validate.as_of, else now) are left out
-    if result.data is None:
-        raise StepError(f"{folder}: the CRM data is not usable\n{result.report.to_text()}")
-    data = result.data
+    if data is None:
+        result = load_and_validate(
+            folder, funnel=funnel, as_of=None, data_end=features.data_end, clock=clock
+        )  # rows after the data's end (``clock``: validate.as_of, else now) are left out
+        if result.data is None:
+            raise StepError(f"{folder}: the CRM data is not usable\n{result.report.to_text()}")
+        data = result.data
     data_end = data_end_of(data, data_end=features.data_end)
     when = data_end if as_of is None else as_of
     messages = _as_of_messages(when, data_end)

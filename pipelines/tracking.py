@@ -148,6 +148,7 @@ def track(
         mlflow.log_params(flatten(params))
         mlflow.set_tags(_tags(run, command, backtest, spec))
         _log_report(run, backtest or run)
+        _log_forecast_backtest(run.forecast_backtest)
         if not register:
             return active.info.run_id, []
         if gate is None:
@@ -171,6 +172,21 @@ def _log_report(run: ModellingRun, report: ModellingRun) -> None:
         ece_bins = report.metrics["definitions"]["ece_bins"]
         for name, fig in charts(report.predictions, ece_bins=ece_bins).items():
             mlflow.log_figure(fig, f"{catalog.RUN_PLOTS}/{name}{catalog.PNG}")
+
+
+def _log_forecast_backtest(made) -> None:
+    """``train``'s revenue forecast backtest (a :class:`pipelines.modelling_report.
+    ForecastBacktest`, or None): the dealcast method's WAPE, bias and coverage for months
+    and quarters (``forecast_backtest.dealcast.*``), its metrics JSON and the data
+    fingerprint it was computed on (tag ``forecast_backtest.data_fingerprint``)."""
+    if made is None:
+        return
+    prefix = catalog.FORECAST_BACKTEST  # the metrics are named like the files
+    dealcast = made.metrics.get("methods", {}).get("dealcast", {})
+    mlflow.log_metrics(numeric_metrics({prefix: {"dealcast": dealcast}}))
+    mlflow.log_dict(clean_json(made.metrics | {"messages": made.messages}),
+                    catalog.RUN_FORECAST_METRICS)  # fmt: skip
+    mlflow.set_tag(f"{prefix}.data_fingerprint", made.metrics["data_fingerprint"])
 
 
 def _tags(run, command: str, backtest, spec: FeatureSpec) -> dict[str, str]:
@@ -427,7 +443,8 @@ def git_commit() -> str:
 
 def track_forecast(run, *, params: dict, experiment: str, model_version: str) -> str:
     """Log a ``forecast`` run (a :class:`pipelines.forecasting.ForecastRun`): params, the
-    backtest metrics per method, sigma, the forecast table, backtest and fan chart."""
+    metrics per method of train's backtest it showed (if any), sigma, the forecast table
+    and fan chart."""
     mlflow.set_experiment(experiment)
     with mlflow.start_run(run_name=f"forecast @ {run.as_of.date()}") as active:
         mlflow.log_params(flatten(params))

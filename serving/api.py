@@ -34,6 +34,8 @@ from __future__ import annotations
 import asyncio
 import hmac
 import json
+import logging
+import time
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
@@ -97,12 +99,17 @@ __all__ = [
     "row_model",
 ]
 
+log = logging.getLogger(__name__)
+
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 1000
 #: How a batch of posted bodies is gathered (:meth:`Batches._gather`): the first body
-#: waits at most GATHER_MAX_S for others arriving at the same moment.
-GATHER_STEP_S = 0.003
-GATHER_MAX_S = 0.030
+#: waits for others still arriving, at most GATHER_SHARE of the last batch's scoring time,
+#: within [GATHER_MIN_S, GATHER_MAX_S].
+GATHER_STEP_S = 0.005
+GATHER_MIN_S = 0.030
+GATHER_MAX_S = 0.150
+GATHER_SHARE = 0.25
 #: Paths answered without a token.
 OPEN_PATHS = frozenset({"/health", "/openapi.json", "/docs"})
 
@@ -258,6 +265,8 @@ class Batches:
         self._queue: asyncio.Queue | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._tasks: list[asyncio.Task] = []
+        self._last_s = 0.0  # how long the last batch took to score
+        self._expected = 0  # bodies answered by the last batch + those queued meanwhile
 
     async def submit(self, item: Any) -> Any:
         """``process``'s result for ``item``; its exception if the whole batch failed."""
@@ -276,10 +285,14 @@ class Batches:
             batch = [(item, f) for item, f in batch if not f.done()]  # gone clients
             if not batch:
                 continue
+            started = time.perf_counter()
             try:
                 results = await anyio.to_thread.run_sync(self.process, [i for i, _ in batch])
             except Exception as exc:  # a bug must fail these requests, not the worker
                 results = [exc] * len(batch)
+            self._last_s = time.perf_counter() - started
+            self._expected = len(batch) + queue.qsize()
+            log.warning("scored a batch of %d bodies in %.0f ms", len(batch), 1000 * self._last_s)
             for (_, future), result in zip(batch, results, strict=True):
                 if future.done():
                     continue
@@ -289,21 +302,29 @@ class Batches:
                     future.set_result(result)
 
     async def _gather(self, queue: asyncio.Queue, batch: list) -> None:
-        """Add the queued bodies to ``batch``, and those still arriving: while the queue
-        grew during the last :data:`GATHER_STEP_S` (requests being read and parsed on the
-        event loop), wait another step, at most :data:`GATHER_MAX_S` in all. Bodies that
-        arrive together are then scored in one batch instead of a small batch followed by
-        another small one (the per-batch cost is most of the cost)."""
+        """Add the queued bodies to ``batch``, and those still arriving.
+
+        The per-batch cost is most of the cost, so a body that misses a batch waits a
+        whole batch. Clients answered by a batch usually post their next bodies at once:
+        while fewer bodies are gathered than were queued or answered when the last batch
+        ended (``_expected``), or the queue grew during the last :data:`GATHER_STEP_S`
+        (requests being read on the event loop), wait another step; in all at most
+        :data:`GATHER_SHARE` of the last batch's time, within :data:`GATHER_MIN_S` and
+        :data:`GATHER_MAX_S`. Otherwise two groups of clients would take turns, each
+        waiting for the other's batch.
+        """
         waited = 0.0
+        longest = min(GATHER_MAX_S, max(GATHER_MIN_S, GATHER_SHARE * self._last_s))
+        expected = min(self.max_batch, self._expected)
         while True:
             while len(batch) < self.max_batch and not queue.empty():
                 batch.append(queue.get_nowait())
-            if len(batch) >= self.max_batch or waited >= GATHER_MAX_S:
+            if len(batch) >= self.max_batch or waited >= longest:
                 return
             before = queue.qsize()
             await asyncio.sleep(GATHER_STEP_S)
             waited += GATHER_STEP_S
-            if queue.qsize() == before:
+            if queue.qsize() == before and len(batch) >= expected:
                 return
 
 

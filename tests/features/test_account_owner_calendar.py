@@ -10,7 +10,7 @@ import pytest
 from feature_fixtures import crm, features_at, row, ts
 
 from features.calendar import days_to_quarter_end
-from features.point_in_time import to_us
+from features.point_in_time import NAT, to_us
 
 T = "2024-02-01"
 K = 10.0
@@ -110,3 +110,31 @@ def test_calendar(f):
 def test_days_to_quarter_end_examples():
     times = to_us(pd.Series([ts("2024-03-31"), ts("2024-12-15T12:00"), ts("2024-04-01")]))
     assert days_to_quarter_end(times).tolist() == [1.0, 16.5, 91.0]
+
+
+def test_days_to_quarter_end_as_calendar_arithmetic():
+    """The NumPy month arithmetic agrees with pandas' calendar on random times (before and
+    after 1970, on quarter boundaries); a missing time gives NaN."""
+    rng = np.random.default_rng(0)
+    us = rng.integers(-(10**15), 2 * 10**15, size=2000)
+    edges = to_us(
+        pd.Series(
+            pd.to_datetime(
+                [
+                    "1969-12-31T23:59:59",
+                    "2025-04-01T00:00:00",
+                    "2025-12-31T23:59:59.999999",
+                    "2026-01-01T00:00:00",
+                ],
+                utc=True,
+                format="ISO8601",
+            )
+        )
+    )
+    times = np.concatenate([us, edges])
+    when = pd.DatetimeIndex(times.astype("datetime64[us]")).tz_localize("UTC")
+    naive = when.tz_localize(None)
+    nxt = (naive.to_period("Q").asfreq("D", "end") + 1).to_timestamp().tz_localize("UTC")
+    expected = (to_us(pd.Series(nxt)) - times) / 86_400_000_000
+    np.testing.assert_array_equal(days_to_quarter_end(times), expected)
+    assert np.isnan(days_to_quarter_end(np.array([NAT]))).all()

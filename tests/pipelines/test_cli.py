@@ -133,6 +133,10 @@ def test_demo_runs_end_to_end_on_small_data(params_file, tmp_path, monkeypatch):
     assert leads["rank"].tolist() == list(range(1, len(leads) + 1))
     assert leads["p_win"].between(0, 1).all()
     assert (tmp_path / "data" / "reports" / "backtest" / "metrics.json").exists()
+    # the forecast backtest is train's output; the daily flow fits nothing
+    assert (tmp_path / "data" / "reports" / "backtest" / "forecast_backtest.json").exists()
+    assert not list((tmp_path / "data" / "reports" / "forecast").glob("*backtest*"))
+    assert "(no fit)" in out and "daily_score flow:" in out
     reports = list((tmp_path / "data" / "reports" / "funnel").glob("funnel_report_*.html"))
     assert len(reports) == 1 and f"funnel report: {reports[0]}" in out
     # every stage's output, as dvc.yaml names it (the demo is the DVC pipeline's run)

@@ -102,18 +102,19 @@ def test_each_stage_depends_on_the_code_it_runs(stage):
 
 
 def test_no_stage_depends_on_an_output_it_does_not_read():
-    """The lineage only: score and forecast read train's record, report the backtest."""
+    """The lineage only: score and forecast read train's record (forecast its forecast
+    backtest too), report and metrics the backtests."""
     outs = {p for stage in STAGES.values() for p in _paths(stage, "outs", "metrics")}
     reads = {
         "score": {"${paths.raw}", "${paths.artifacts}"},
-        "forecast": {"${paths.raw}", "${paths.artifacts}"},
+        "forecast": {"${paths.raw}", "${paths.artifacts}", "${paths.reports}/backtest"},
         "report": {
             "${paths.raw}",
             "${paths.reports}/backtest",
             "${paths.reports}/forecast",
             "${paths.exports}",
         },  # fmt: skip
-        "metrics": {"${paths.reports}/backtest", "${paths.reports}/forecast"},
+        "metrics": {"${paths.reports}/backtest"},
     }
     for name, stage in STAGES.items():
         upstream = {p for p in _paths(stage, "deps") if p in outs}
@@ -153,16 +154,15 @@ def test_headline_picks_the_numbers_and_nulls_what_is_missing():
 
 
 def test_run_metrics_writes_a_small_strict_json(tmp_path):
-    backtest, forecast = tmp_path / "backtest", tmp_path / "forecast"
+    backtest = tmp_path / "backtest"  # train writes both backtests there
     backtest.mkdir()
-    forecast.mkdir()
     (backtest / "metrics.json").write_text(
         json.dumps({"close_probability": {"overall": {"p_win": {"roc_auc": 0.7}}}})
     )
-    (forecast / "forecast_backtest.json").write_text(
+    (backtest / "forecast_backtest.json").write_text(
         json.dumps({"methods": {"dealcast": {"wape": 0.3}}})
     )
-    path, numbers = run_metrics(backtest=backtest, forecast=forecast, out=tmp_path / "m.json")
+    path, numbers = run_metrics(backtest=backtest, out=tmp_path / "m.json")
     written = json.loads(path.read_text())
     assert written == numbers and written["auc"] == 0.7 and written["forecast_wape"] == 0.3
     assert all(v is None or math.isfinite(v) for v in written.values())

@@ -78,6 +78,25 @@ def test_report_defaults_to_the_data_end_and_reads_the_outputs(project, tmp_path
     assert "run `dealcast train`" in text  # the unreadable metrics are left out
 
 
+def test_another_crm_s_forecast_backtest_is_left_out_with_a_note(project, tmp_path):
+    folder, params = project
+    backtest = Path(params["paths"]["reports"]) / "backtest"
+    backtest.mkdir(parents=True, exist_ok=True)
+    rows = pd.DataFrame(
+        {"period": ["2026-01"], "kind": ["month"], "origin_at": ["start"],
+         "method": ["dealcast"], "forecast": [1.0], "p10": [0.5], "p50": [1.0], "p90": [1.5],
+         "actual": [1.0], "data_fingerprint": ["0123456789abcdef"]}
+    )  # fmt: skip
+    rows.to_parquet(backtest / "forecast_backtest.parquet")
+    try:
+        result = _report(folder, "--out", tmp_path)
+    finally:
+        (backtest / "forecast_backtest.parquet").unlink()
+    assert result.exit_code == 0, result.output
+    assert "left out the forecast backtest" in result.output
+    assert "run `dealcast train` on this CRM" in result.output
+
+
 def test_latest_dated_and_fan_chart_pick_by_date(tmp_path):
     for name in ("forecast_2026-01-31.csv", "forecast_2026-02-28.csv", "forecast_2026-04-30.csv",
                  "forecast_backtest.csv", "forecast_fan_2026-02-28.png",

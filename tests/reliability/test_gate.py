@@ -136,4 +136,8 @@ def test_report_leaves_out_another_crms_export(project, trained):
     assert "latest forecast is for another CRM" in report.output
     assert "run `dealcast score`" in report.output and "run `dealcast forecast`" in report.output
     same = invoke("report", "--data", raws["grown"], "--params", params)
-    assert "another CRM" not in same.output
+    assert "latest export is for another CRM" not in same.output
+    assert "latest forecast is for another CRM" not in same.output
+    # the forecast's backtest is train's, and the champion was trained on another extract
+    assert "forecast_backtest.parquet: data fingerprint" in same.output
+    assert "run `dealcast train` on this CRM" in same.output

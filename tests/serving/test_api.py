@@ -443,3 +443,37 @@ def test_bodies_arriving_together_are_scored_in_one_batch():
     together, alone = asyncio.run(main())
     assert together == [i * 10 for i in range(20)] and alone == 990
     assert sizes == [20, 1]
+
+
+def test_clients_answered_together_are_not_split_into_turns():
+    """Closed-loop clients: those answered by one batch post again a moment later, while
+    others wait in the queue. The next batch waits for them (bounded), so two groups do
+    not take turns, each waiting for the other's batch."""
+    import asyncio
+    import time
+
+    from serving.api import Batches
+
+    sizes = []
+
+    def process(items):
+        sizes.append(len(items))
+        time.sleep(0.05)  # a batch's fixed cost
+        return list(items)
+
+    batches = Batches(process, max_batch=64, workers=1)
+
+    async def client(i, start):
+        await asyncio.sleep(start)
+        for k in range(4):
+            assert await batches.submit((i, k)) == (i, k)
+            await asyncio.sleep(0.004 * (i % 5))  # the client's own time, 0-16 ms
+
+    async def main():
+        await asyncio.gather(*(client(i, 0.0 if i < 15 else 0.02) for i in range(20)))
+
+    asyncio.run(main())
+    assert sum(sizes) == 80
+    # the 5 late ones join the 15 answered first: 20 together, not small batches in turn
+    # (gathering only while the queue grows gave [15, 20, 4, 20, 1, 16, 1, 3])
+    assert len(sizes) <= 6 and min(sizes[1:-1], default=20) >= 10, sizes
