@@ -152,7 +152,7 @@ class HazardCloseModel(ClassifierMixin, BaseEstimator):
             "level_shift_log_odds": [round(float(v), 4) for v in self.level_],
             "recalibration_rows": int(recent.sum()),
         }
-        self.training_ = _training_summary(X, rows, self.edges_)
+        self.training_ = _training_summary(X, rows, self.edges_, self.observed_)
         return self
 
     def _trainable(self, event: np.ndarray, deals: np.ndarray) -> bool:
@@ -389,9 +389,8 @@ def _decision(weight: float) -> str:
     return "model beats the stage table on deals it never saw"
 
 
-def _training_summary(X: pd.DataFrame, rows, edges: np.ndarray) -> dict:
+def _training_summary(X: pd.DataFrame, rows, edges: np.ndarray, observed: np.ndarray) -> dict:
     counts = np.bincount(rows.event, minlength=3)
-    observed = observed_intervals(rows, len(edges))
     return {
         "snapshots": int(len(X)),
         "interval_rows": int(len(rows.event)),
