@@ -22,6 +22,7 @@ import asyncio
 import contextlib
 import json
 import os
+import re
 import secrets
 import signal
 import socket
@@ -220,6 +221,9 @@ def main() -> None:
     print(summary("  new", result["score"]["new"]))
     print(summary("  repost", result["score"]["repost"]))
     print(summary("/health", result["health"]))
+    sizes = [int(m) for m in re.findall(r"scored a batch of (\d+) bodies", log.read_text())]
+    if sizes:
+        print(f"{len(sizes)} batches (server log): sizes {sizes}")
     if cpu == cpu:  # not NaN: /proc was readable
         print(
             f"server CPU {cpu:.1f} s during the load: {1000 * cpu / args.requests:.1f} ms per "

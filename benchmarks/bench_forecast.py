@@ -1,8 +1,9 @@
 """Benchmark: the revenue forecast's backtest on the default synthetic CRM and on each failure
 scenario, against the stage-weighted forecast every CRM ships.
 
-Exactly the forecast backtest of ``dealcast train`` (settings from ``params.yaml``): one close model
-trained ``forecast.backtest_months`` before the data's end with only what was known then;
+Exactly the forecast backtest of ``dealcast train`` (settings from ``params.yaml``): a close model
+trained ``forecast.backtest_months`` before the data's end and refitted every
+``forecast.backtest_refit_months``, each fit with only what was known then;
 every later whole month forecast at its first day, every later whole quarter at its first
 day and at mid-quarter. Prints WAPE, bias and P10-P90 coverage per horizon, and the issue's
 targets for quarters (WAPE <= 10 %, coverage 70-90 %, better than stage-weighted).

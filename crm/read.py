@@ -39,6 +39,8 @@ from crm.schemas import TABLES
 SUFFIXES = (".csv", ".parquet")
 #: Suffixes of files that look like a table export and deserve a word when not read.
 DATA_LIKE = (".csv", ".parquet", ".pq", ".tsv", ".xlsx", ".xls")
+#: A variable-width last column needs this many values before a short last one is flagged.
+CUT_OFF_MIN_ROWS = 20
 
 
 @dataclass(frozen=True)
@@ -224,8 +226,44 @@ def _read_csv(name: str, path: Path, report: ValidationReport) -> RawTable:
         )
     rows = line_numbers(path, len(frame), len(header), lines)
     frame.columns = header
+    if not lines[1]:
+        _check_cut_off(name, path, frame, rows, report)
     frame, rows = _drop_unnamed(name, path, frame, rows, report)
     return _drop_blank_rows(name, path, frame, rows, report)
+
+
+def _check_cut_off(
+    name: str, path: Path, frame: pd.DataFrame, rows: np.ndarray, report: ValidationReport
+) -> None:
+    """A file without a final line end whose last value is shorter than every other value
+    of its column was probably cut off mid-row (an interrupted copy or export): an error
+    when the column has one fixed width (dates, ids: the value cannot be complete), else a
+    warning once the column has :data:`CUT_OFF_MIN_ROWS` values to compare with."""
+    last = frame.iloc[-1, -1]
+    others = frame.iloc[:-1, -1].dropna().astype(str).str.len()
+    if pd.isna(last) or len(others) < 3 or len(str(last)) >= others.min():
+        return
+    column, line = frame.columns[-1], int(rows[-1])
+    fixed = others.min() == others.max()
+    detail = (
+        "the file has no line end after its last row, whose last value "
+        f"{str(last)!r} in column {column!r} is shorter than every other value of that column"
+    )
+    if fixed:
+        raise UnusableFile(
+            "truncated_file",
+            f"{detail} (all {others.min()} characters long): the file was cut off mid-row",
+            rows=(line,),
+            hint="export or copy the file again: its end is missing",
+        )
+    if len(others) >= CUT_OFF_MIN_ROWS:
+        report.warning(
+            "truncated_file",
+            name,
+            f"{detail}: the file may have been cut off mid-row; check its last line",
+            rows=(line,),
+            file=path.name,
+        )
 
 
 def _is_text(frame: pd.DataFrame) -> np.ndarray:

@@ -20,6 +20,7 @@ from crm.schemas import LOST
 from models.baselines import TransitionMatrix
 from models.close_probability import _decision, fit_lgbm
 from models.guard import choose_weight
+from models.lgbm_input import booster_array
 from models.preprocess import FeatureMatrix
 from models.splits import holdout_masks
 
@@ -128,7 +129,13 @@ class NextStageModel(BaseEstimator):
         """LightGBM probabilities laid out over ``classes_`` (0 for unseen classes)."""
         out = np.zeros((len(M), len(self.classes_)))
         cols = pd.Index(self.classes_).get_indexer(self.seen_)
-        out[:, cols[cols >= 0]] = self.lgbm_.predict_proba(M)[:, cols >= 0]
+        # the booster on LightGBM's float input (converted once, as the close model does):
+        # the same numbers as ``self.lgbm_.predict_proba(M)`` without its per-call pandas cost
+        booster = self.lgbm_.booster_
+        p = booster.predict(booster_array(M, booster.pandas_categorical), num_threads=1)
+        if p.ndim == 1:  # two classes seen: LightGBM's binary output, as predict_proba lays it
+            p = np.vstack((1.0 - p, p)).transpose()
+        out[:, cols[cols >= 0]] = p[:, cols >= 0]
         return out
 
     def _mix(self, w: float, p_model: np.ndarray, p_matrix: np.ndarray) -> pd.DataFrame:

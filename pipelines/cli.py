@@ -27,6 +27,45 @@ app = typer.Typer(
 )
 
 
+OutOpt = Annotated[Path | None, typer.Option(help="CRM folder to write [params: paths.raw].")]
+DealsOpt = Annotated[int | None, typer.Option(min=1, help="Number of deals [params].")]
+SeedOpt = Annotated[int | None, typer.Option(help="Random seed [params: base.seed].")]
+StartOpt = Annotated[str | None, typer.Option(help="First creation date [params].")]
+FormatOpt = Annotated[str | None, typer.Option("--format", help="csv or parquet [params].")]
+MessyOpt = Annotated[
+    bool | None, typer.Option("--messy/--clean", help="Inject realistic dirt [params].")
+]
+TruthOpt = Annotated[
+    Path | None, typer.Option(help="Also write the hidden ground truth here (outside --out).")
+]
+ScenarioOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--scenario",
+        help="A failure scenario of real CRM exports; repeat to combine: short, "
+        "level-shift, late-wins, left-truncated, field-stops, blank-when-open "
+        "[params: generate.scenarios; given here, replaces them].",
+    ),
+]
+FeaturesDataOpt = Annotated[
+    Path | None, typer.Option("--data", help="CRM folder [params: paths.raw].")
+]
+FeaturesOutOpt = Annotated[
+    Path | None,
+    typer.Option("--out", help="Folder for features/labels.parquet [params: paths.features]."),
+]
+SnapshotOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--as-of", help="Build only the snapshot of this moment (scoring); else the series."
+    ),
+]
+ListOpt = Annotated[bool, typer.Option("--list", help="Print the feature catalogue and exit.")]
+MarkdownOpt = Annotated[
+    bool, typer.Option("--markdown", help="With --list: as Markdown (docs/features.md).")
+]
+
+
 @app.callback()
 def main(
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging.")] = False,
@@ -38,29 +77,15 @@ def main(
 @app.command()
 @handled
 def generate(
-    out: Annotated[
-        Path | None, typer.Option(help="CRM folder to write [params: paths.raw].")
-    ] = None,
-    deals: Annotated[int | None, typer.Option(min=1, help="Number of deals [params].")] = None,
-    seed: Annotated[int | None, typer.Option(help="Random seed [params: base.seed].")] = None,
-    start: Annotated[str | None, typer.Option(help="First creation date [params].")] = None,
+    out: OutOpt = None,
+    deals: DealsOpt = None,
+    seed: SeedOpt = None,
+    start: StartOpt = None,
     as_of: AsOfOpt = None,
-    fmt: Annotated[str | None, typer.Option("--format", help="csv or parquet [params].")] = None,
-    messy: Annotated[
-        bool | None, typer.Option("--messy/--clean", help="Inject realistic dirt [params].")
-    ] = None,
-    truth: Annotated[
-        Path | None, typer.Option(help="Also write the hidden ground truth here (outside --out).")
-    ] = None,
-    scenario: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--scenario",
-            help="A failure scenario of real CRM exports; repeat to combine: short, "
-            "level-shift, late-wins, left-truncated, field-stops, blank-when-open "
-            "[params: generate.scenarios; given here, replaces them].",
-        ),
-    ] = None,
+    fmt: FormatOpt = None,
+    messy: MessyOpt = None,
+    truth: TruthOpt = None,
+    scenario: ScenarioOpt = None,
     params: ParamsOpt = Path(PARAMS_FILE),
 ) -> None:
     """Write a realistic synthetic CRM (the four contract tables) into a folder."""
@@ -136,25 +161,11 @@ def validate(
 @app.command("features")
 @handled
 def features_command(
-    data: Annotated[
-        Path | None, typer.Option("--data", help="CRM folder [params: paths.raw].")
-    ] = None,
-    out: Annotated[
-        Path | None,
-        typer.Option("--out", help="Folder for features/labels.parquet [params: paths.features]."),
-    ] = None,
-    as_of: Annotated[
-        str | None,
-        typer.Option(
-            "--as-of", help="Build only the snapshot of this moment (scoring); else the series."
-        ),
-    ] = None,
-    list_: Annotated[
-        bool, typer.Option("--list", help="Print the feature catalogue and exit.")
-    ] = False,
-    markdown: Annotated[
-        bool, typer.Option("--markdown", help="With --list: as Markdown (docs/features.md).")
-    ] = False,
+    data: FeaturesDataOpt = None,
+    out: FeaturesOutOpt = None,
+    as_of: SnapshotOpt = None,
+    list_: ListOpt = False,
+    markdown: MarkdownOpt = False,
     params: ParamsOpt = Path(PARAMS_FILE),
 ) -> None:
     """Build point-in-time features and labels, keyed by deal_id and as_of."""

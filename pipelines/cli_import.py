@@ -154,20 +154,24 @@ def hubspot(
     _import(run, inputs=source, out=out, fmt=fmt, report=report, params=params, force=force)
 
 
+ConfigOpt = Annotated[
+    Path, typer.Option("--config", help="The mapping file (YAML).", show_default=False)
+]
+MappedFromOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--from",
+        help="Folder the mapping's input files are relative to "
+        "(default: the mapping file's folder).",
+    ),
+]
+
+
 @import_app.command()
 def mapped(
-    config: Annotated[
-        Path, typer.Option("--config", help="The mapping file (YAML).", show_default=False)
-    ],
+    config: ConfigOpt,
     out: OutOpt,
-    source: Annotated[
-        Path | None,
-        typer.Option(
-            "--from",
-            help="Folder the mapping's input files are relative to "
-            "(default: the mapping file's folder).",
-        ),
-    ] = None,
+    source: MappedFromOpt = None,
     fmt: FormatOpt = "csv",
     report: ReportOpt = None,
     force: ForceOpt = False,
@@ -195,17 +199,8 @@ def mapped(
     def run(funnel):
         return import_mapped(config, funnel=funnel, base=base)
 
-    _import(
-        run,
-        inputs=base,
-        out=out,
-        fmt=fmt,
-        report=report,
-        params=params,
-        force=force,
-        own_funnel=own,
-        source=str(config),
-    )
+    _import(run, inputs=base, out=out, fmt=fmt, report=report, params=params, force=force,
+            own_funnel=own, source=str(config))  # fmt: skip
 
 
 def _import(

@@ -21,56 +21,51 @@ def register(app: typer.Typer) -> None:
     app.command("report")(report_command)
 
 
+ScoreAsOfOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--as-of",
+        help="Score the deals open at this moment (default: the data's end, i.e. "
+        "features.data_end or the latest event in the data; not the wall clock).",
+    ),
+]
+ExportOpt = Annotated[
+    Path | None, typer.Option("--out", help="Export folder (default: params paths.exports).")
+]
+OwnerOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--owner",
+        help="Only this owner's deals (repeatable); rank stays the team-wide rank, "
+        "owner_rank is the rank within the owner.",
+    ),
+]
+
+
 @handled
 def score_command(
     data: DataOpt = None,
-    as_of: Annotated[
-        str | None,
-        typer.Option(
-            "--as-of",
-            help="Score the deals open at this moment (default: the data's end, i.e. "
-            "features.data_end or the latest event in the data; not the wall clock).",
-        ),
-    ] = None,
-    out: Annotated[
-        Path | None, typer.Option("--out", help="Export folder (default: params paths.exports).")
-    ] = None,
-    owner: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--owner",
-            help="Only this owner's deals (repeatable); rank stays the team-wide rank, "
-            "owner_rank is the rank within the owner.",
-        ),
-    ] = None,
+    as_of: ScoreAsOfOpt = None,
+    out: ExportOpt = None,
+    owner: OwnerOpt = None,
     params: ParamsOpt = Path(PARAMS_FILE),
 ) -> None:
     """Rank every open deal with the champion models; write prioritised_leads_<DATE>.*"""
     from pipelines.io import writable_folder
     from pipelines.scoring import format_score, run_score
-    from pipelines.steps import clock_of, spec_of
-    from pipelines.tracking import load_champion
+    from pipelines.steps import clock_of
+    from pipelines.tracking_champion import champion_of
 
     p = load_params(params)
     when = parse_when(as_of, option="--as-of")
     writable_folder(out or p.paths.exports, what="--out")  # before loading the models
-    champion = load_champion(
-        close_model_name=p.evaluate.close_model_name,
-        next_stage_model_name=p.evaluate.next_stage_model_name,
-        spec=spec_of(p.features),
-    )
+    champion = champion_of(p)
     run = run_score(
-        folder=data or p.paths.raw,
-        out=out or p.paths.exports,
-        funnel=p.funnel.to_funnel(),
-        features=p.features,
-        score=p.score,
-        champion=champion,
-        horizon_days=champion.horizon_days or p.train.horizon_days,
-        as_of=when,
-        owners=tuple(owner or ()),
-        clock=clock_of(p.validate_.as_of),
-    )
+        folder=data or p.paths.raw, out=out or p.paths.exports, funnel=p.funnel.to_funnel(),
+        features=p.features, score=p.score, champion=champion,
+        horizon_days=champion.horizon_days or p.train.horizon_days, as_of=when,
+        owners=tuple(owner or ()), clock=clock_of(p.validate_.as_of),
+    )  # fmt: skip
     typer.echo(format_score(run))
     next_stage = champion.next_stage_version or "no next-stage model"
     typer.echo(f"models: {champion.close_version}, {next_stage}")
@@ -113,24 +108,27 @@ def serve_command(
     )
 
 
+ReportAsOfOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--as-of", help="Report the CRM as it stood at this moment (default: the data's end)."
+    ),
+]
+ReportOutOpt = Annotated[
+    Path | None, typer.Option("--out", help="Report folder (default: <paths.reports>/funnel).")
+]
+ForecastOpt = Annotated[
+    Path | None,
+    typer.Option("--forecast", help="Forecast folder (default: <paths.reports>/forecast)."),
+]
+
+
 @handled
 def report_command(
     data: DataOpt = None,
-    as_of: Annotated[
-        str | None,
-        typer.Option(
-            "--as-of",
-            help="Report the CRM as it stood at this moment (default: the data's end).",
-        ),
-    ] = None,
-    out: Annotated[
-        Path | None,
-        typer.Option("--out", help="Report folder (default: <paths.reports>/funnel)."),
-    ] = None,
-    forecast: Annotated[
-        Path | None,
-        typer.Option("--forecast", help="Forecast folder (default: <paths.reports>/forecast)."),
-    ] = None,
+    as_of: ReportAsOfOpt = None,
+    out: ReportOutOpt = None,
+    forecast: ForecastOpt = None,
     params: ParamsOpt = Path(PARAMS_FILE),
 ) -> None:
     """Write the funnel report funnel_report_<DATE>.html: one self-contained HTML page
@@ -139,20 +137,14 @@ def report_command(
     from pipelines.steps import clock_of
 
     p = load_params(params)
+    where, data_end = Catalog(p.paths), p.features.data_end
     run = run_report(
-        folder=data or p.paths.raw,
-        out=out or Catalog(p.paths).funnel,
-        funnel=p.funnel.to_funnel(),
-        backtest=Catalog(p.paths).backtest,
-        forecast=forecast or Catalog(p.paths).forecast,
-        exports=p.paths.exports,
+        folder=data or p.paths.raw, out=out or where.funnel, funnel=p.funnel.to_funnel(),
+        backtest=where.backtest, forecast=forecast or where.forecast, exports=p.paths.exports,
         as_of=parse_when(as_of, option="--as-of"),
-        data_end=parse_when(p.features.data_end, option="features.data_end")
-        if p.features.data_end
-        else None,
-        ece_bins=p.evaluate.ece_bins,
-        clock=clock_of(p.validate_.as_of),
-    )
+        data_end=parse_when(data_end, option="features.data_end") if data_end else None,
+        ece_bins=p.evaluate.ece_bins, clock=clock_of(p.validate_.as_of),
+    )  # fmt: skip
     for message in run.messages:
         typer.echo(message)
     typer.echo(f"funnel report as of {run.as_of}: {run.path}")

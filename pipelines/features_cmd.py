@@ -18,9 +18,12 @@ from pathlib import Path
 import pandas as pd
 
 from crm.schemas import Funnel
+from crm.write import write_frame
+from features.build import build_feature_set
+from features.snapshots import snapshot_dates
 from pipelines.catalog import features_files
 from pipelines.params import FeaturesParams
-from pipelines.steps import as_utc, data_end_of
+from pipelines.steps import StepError, as_utc, clock_of, data_end_of, load_usable, spec_of
 
 log = logging.getLogger(__name__)
 
@@ -44,19 +47,10 @@ def run_features(
     as_of: pd.Timestamp | None,
 ) -> FeaturesRun:
     """Build and write features and labels; raise ``StepError`` if the data is unusable."""
-    from crm.write import write_frame
-    from features.build import build_feature_set
-    from features.snapshots import snapshot_dates
-    from pipelines.steps import StepError, load_and_validate
-
-    result = load_and_validate(folder, funnel=funnel, as_of=None, data_end=settings.data_end)
-    if result.data is None:
-        raise StepError(f"{folder}: the CRM data is not usable\n{result.report.to_text()}")
-    data = result.data
+    data = load_usable(folder, funnel=funnel, data_end=settings.data_end, clock=clock_of(None))
     data_end = data_end_of(data, data_end=settings.data_end)
     if as_of is not None:
-        data_end = max(data_end, as_of)
-        dates = pd.DatetimeIndex([as_of])
+        data_end, dates = max(data_end, as_of), pd.DatetimeIndex([as_of])
     else:
         start = as_utc(settings.start) if settings.start else data.deals["created_at"].min()
         end = as_utc(settings.end) if settings.end else data_end
@@ -65,16 +59,9 @@ def run_features(
         raise StepError(f"the last snapshot {dates.max()} is after data_end {data_end}")
     log.info("building features for %d snapshot(s), data_end %s", len(dates), data_end)
     built = build_feature_set(
-        data,
-        as_of_dates=dates,
-        funnel=funnel,
-        windows_days=settings.windows_days,
-        trend_days=settings.trend_days,
-        recency_channels=settings.recency_channels,
-        prior_strength=settings.prior_strength,
-        horizons_days=settings.horizons_days,
-        data_end=data_end,
-    )
+        data, as_of_dates=dates, funnel=funnel, horizons_days=settings.horizons_days,
+        data_end=data_end, **spec_of(settings).build_kwargs(),
+    )  # fmt: skip
     files = {}
     for name, path in features_files(out).items():
         frame = built.features if name == "features" else built.labels

@@ -19,9 +19,17 @@ from pathlib import Path
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from pipelines.catalog import PARAMS_FILE, Catalog
+from pipelines.catalog import PARAMS_FILE, Catalog, write_trained
+from pipelines.forecasting import format_forecast, run_forecast
+from pipelines.lock import project_lock
+from pipelines.modelling import run_train_with_backtest
+from pipelines.modelling_artifacts import trained_record
+from pipelines.modelling_report import format_run
 from pipelines.params import Params, load_params
-from pipelines.steps import as_utc
+from pipelines.scoring import format_score, run_score
+from pipelines.steps import StepError, as_utc, clock_of, load_usable, spec_of
+from pipelines.tracking import Gate, dvc_experiment, experiment_name, recover, track
+from pipelines.tracking_champion import champion_of
 
 REGISTRY_RETRIES = 2
 
@@ -47,8 +55,6 @@ class Trained:
 @task(name="load and validate", cache_policy=NO_CACHE)
 def load_crm_task(folder: Path, p: Params):
     """The validated CRM; fails the flow with the validation report if it is not usable."""
-    from pipelines.steps import clock_of, load_usable
-
     data = load_usable(folder, funnel=p.funnel.to_funnel(), data_end=p.features.data_end,
                        clock=clock_of(p.validate_.as_of))  # fmt: skip
     get_run_logger().info("%s: %d deals, tables %s", folder, len(data.deals), data.present())
@@ -59,9 +65,6 @@ def load_crm_task(folder: Path, p: Params):
 def fit_task(data, folder: Path, p: Params, as_of):
     """The backtest that gates promotion, the fit on everything known at as_of, then the
     revenue forecast's backtest (written beside the first)."""
-    from pipelines.modelling import run_train_with_backtest
-    from pipelines.modelling_report import format_run
-
     final, backtest = run_train_with_backtest(
         folder=folder, funnel=p.funnel.to_funnel(), features=p.features, train=p.train,
         seed=p.base.seed, as_of=as_of, test_days=p.evaluate.test_days,
@@ -85,11 +88,6 @@ def fit_task(data, folder: Path, p: Params, as_of):
 def register_task(final, backtest, p: Params) -> tuple[str, list]:
     """Log the run in MLflow, register the models, apply the champion gate and write the
     lineage record DVC tracks (under ``dvc exp run``: see :func:`pipelines.tracking.track`)."""
-    from pipelines.catalog import write_trained
-    from pipelines.modelling_artifacts import trained_record
-    from pipelines.steps import clock_of, spec_of
-    from pipelines.tracking import Gate, dvc_experiment, experiment_name, recover, track
-
     names = {"close_model_name": p.evaluate.close_model_name,
              "next_stage_model_name": p.evaluate.next_stage_model_name}  # fmt: skip
     for note in recover(experiment=p.evaluate.experiment, **names):
@@ -118,21 +116,12 @@ def register_task(final, backtest, p: Params) -> tuple[str, list]:
     retry_condition_fn=lambda task, run, state: not _is_step_error(state),
 )
 def champion_task(p: Params):
-    from pipelines.steps import spec_of
-    from pipelines.tracking import load_champion
-
-    return load_champion(
-        close_model_name=p.evaluate.close_model_name,
-        next_stage_model_name=p.evaluate.next_stage_model_name,
-        spec=spec_of(p.features),
-    )
+    return champion_of(p)
 
 
 @task(name="score and export", cache_policy=NO_CACHE)
 def score_task(data, out: Path, p: Params, champion, as_of, *, folder: Path):
     """The prioritised-leads export of ``data``, the validated CRM of ``folder``."""
-    from pipelines.scoring import format_score, run_score
-
     run = run_score(
         folder=folder, out=out, funnel=p.funnel.to_funnel(), features=p.features,
         score=p.score, champion=champion,
@@ -147,8 +136,6 @@ def score_task(data, out: Path, p: Params, champion, as_of, *, folder: Path):
 def forecast_task(data, out: Path, p: Params, champion, as_of):
     """Revenue per month and quarter with P10/P50/P90 from ``data`` (the validated CRM),
     and train's backtest of it; fits nothing."""
-    from pipelines.forecasting import format_forecast, run_forecast
-
     run = run_forecast(
         data=data, out=out, backtest=Catalog(p.paths).backtest, funnel=p.funnel.to_funnel(),
         features=p.features, forecast=p.forecast, champion=champion,
@@ -177,8 +164,6 @@ class Scored:
 def train_flow(params_file: str = PARAMS_FILE, data: str | None = None, as_of: str | None = None):
     """load → validate → features → backtest → fit → forecast backtest → register (gated
     promotion)."""
-    from pipelines.lock import project_lock
-
     p = load_params(Path(params_file))
     folder = Path(data) if data else p.paths.raw
     with project_lock(Path.cwd(), "train"):  # one train at a time per project
@@ -215,8 +200,6 @@ def _when(value: str | None):
 
 
 def _is_step_error(state) -> bool:
-    from pipelines.steps import StepError
-
     try:
         state.result()
     except StepError:

@@ -24,7 +24,11 @@ from crm.schemas import Funnel
 from pipelines.catalog import forecast_files, read_forecast_backtest
 from pipelines.io import write_bytes_atomic
 from pipelines.params import FeaturesParams, ForecastParams
-from pipelines.steps import clock_of, data_end_of, fingerprint, load_usable, spec_of
+from pipelines.steps import StepError, clock_of, data_end_of, fingerprint, load_usable, spec_of
+from serving.forecast import past_wins, shared_shock_sigma
+from serving.forecast_run import backtest_lines, empty_backtest, scored_open_deals
+from serving.forecast_simulate import revenue_forecast
+from serving.score import FeatureMismatchError
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +42,7 @@ class ForecastRun:
 
     as_of: pd.Timestamp
     forecast: pd.DataFrame
-    sigma: float
+    sigma: dict[str, float]  # the shared shock sd per period kind (month, quarter)
     open_deals: int
     backtest: pd.DataFrame
     metrics: dict
@@ -88,11 +92,6 @@ def run_forecast(
 def _forecast_table(data: CRMData, when: pd.Timestamp, *, funnel: Funnel, features,
                     forecast, champion, horizon_days: int, seed: int):  # fmt: skip
     """(table, sigma, open deals) of the revenue forecast as of ``when``."""
-    from pipelines.steps import StepError
-    from serving.forecast import past_wins, shared_shock_sigma
-    from serving.forecast_run import scored_open_deals
-    from serving.forecast_simulate import revenue_forecast
-    from serving.score import FeatureMismatchError
 
     history = data.table("stage_history")
     known = data.deals[(data.deals["created_at"] <= when).to_numpy(bool)]
@@ -108,11 +107,12 @@ def _forecast_table(data: CRMData, when: pd.Timestamp, *, funnel: Funnel, featur
             f"no deal was won within {horizon_days} days of a snapshot taken at least "
             f"{horizon_days} days before {when.date()}: too little history to time the wins"
         )
-    sigma = shared_shock_sigma(known, as_of=when, won_label=funnel.won_label)
+    sigma = {kind: shared_shock_sigma(known, as_of=when, won_label=funnel.won_label, kind=kind)
+             for kind in ("month", "quarter")}  # fmt: skip
     table = revenue_forecast(
         deals=known, open_deals=scored, wins=wins, as_of=when, months=forecast.months,
         quarters=forecast.quarters, horizon_days=horizon_days, won_label=funnel.won_label,
-        sigma=sigma, draws=forecast.draws, seed=seed, min_stage_wins=forecast.min_stage_wins,
+        sigmas=sigma, draws=forecast.draws, seed=seed, min_stage_wins=forecast.min_stage_wins,
         new_deal_origins=forecast.new_deal_origins,
         calendar_prior_days=forecast.calendar_prior_days,
     )  # fmt: skip
@@ -120,7 +120,6 @@ def _forecast_table(data: CRMData, when: pd.Timestamp, *, funnel: Funnel, featur
 
 
 def _empty_backtest() -> tuple[pd.DataFrame, dict]:
-    from serving.forecast_run import empty_backtest
 
     return empty_backtest(), {}
 
@@ -156,7 +155,7 @@ def write_forecast(run: ForecastRun, out: Path, *, horizon_days: int, forecast) 
     table = run.forecast.assign(
         as_of=run.as_of,
         horizon_days=horizon_days,
-        sigma=run.sigma,
+        sigma=run.forecast["kind"].map(run.sigma),
         draws=forecast.draws,
         data_fingerprint=run.data_fingerprint,  # the report shows it only for this CRM
     )
@@ -200,11 +199,10 @@ def fan_chart_png(table: pd.DataFrame, as_of: pd.Timestamp) -> bytes:
 
 def format_forecast(run: ForecastRun) -> str:
     """What the CLI prints: the periods and train's backtest per method."""
-    from serving.forecast_run import backtest_lines
 
     lines = [
         f"forecast as of {run.as_of}: {run.open_deals:,} open deals, shared shock sigma "
-        f"{run.sigma:.3f} (logit)",
+        f"{run.sigma['month']:.3f} per month, {run.sigma['quarter']:.3f} per quarter (logit)",
         *run.messages,
         f"{'period':<9}{'won':>13}{'open':>13}{'new':>13}{'P10':>13}{'P50':>13}{'P90':>13}",
     ]

@@ -11,10 +11,13 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import joblib
 import pandas as pd
 
+from crm.write import write_frame
+from models.explain import model_drivers
 from pipelines.catalog import evaluation_files, forecast_backtest_files, model_files
-from pipelines.io import clean_json  # noqa: F401 - re-exported
+from pipelines.io import clean_json, write_json_atomic  # noqa: F401 - clean_json re-exported
 from pipelines.params import TrainParams
 from pipelines.steps import fingerprint  # noqa: F401 - re-exported
 
@@ -27,8 +30,6 @@ def write_evaluation(
 ) -> dict[str, Path]:
     """The metrics, test predictions, drivers and the two PNG charts (the catalogue's
     :func:`~pipelines.catalog.evaluation_files`); drivers only when the model has them."""
-    from crm.write import write_frame
-    from pipelines.io import write_json_atomic
 
     out.mkdir(parents=True, exist_ok=True)
     names = evaluation_files(out)
@@ -49,8 +50,6 @@ def write_forecast_backtest(folder: Path, backtest: ForecastBacktest) -> dict[st
     """The forecast backtest's rows (Parquet, with the ``data_fingerprint`` they were
     computed on) and metrics (strict JSON, with the fingerprint, data end and messages);
     what was written, named for the user."""
-    from crm.write import write_frame
-    from pipelines.io import write_json_atomic
 
     files = forecast_backtest_files(folder)
     rows = backtest.rows.assign(data_fingerprint=backtest.metrics["data_fingerprint"])
@@ -82,7 +81,6 @@ def charts(pred: pd.DataFrame, *, ece_bins: int) -> dict:
 
 def explain_latest(models, features: pd.DataFrame, *, top_n: int) -> pd.DataFrame | None:
     """Drivers for the deals of the latest snapshot (the rows a rep would see)."""
-    from models.explain import model_drivers
 
     if features.empty:
         return None
@@ -98,9 +96,6 @@ def explain_latest(models, features: pd.DataFrame, *, top_n: int) -> pd.DataFram
 
 def write_models(folder: Path, models) -> dict[str, Path]:
     """The fitted models (joblib) and their feature list, into ``folder``."""
-    import joblib
-
-    from pipelines.io import write_json_atomic
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)

@@ -230,6 +230,7 @@ class ForecastParams(_Section):
     stage_prior_strength: float = Field(ge=0)
     calendar_prior_days: float = Field(ge=0)
     backtest_months: int = Field(ge=1)
+    backtest_refit_months: int = Field(ge=1)
 
 
 class Params(_Section):

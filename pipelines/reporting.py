@@ -32,6 +32,8 @@ from pipelines.catalog import (  # noqa: F401 - latest_dated re-exported
     report_file,
 )
 from pipelines.io import writable_folder, write_text_atomic
+from pipelines.steps import StepError, clock_of, data_end_of, fingerprint, load_usable
+from serving.report import ReportInputs, build_report
 
 log = logging.getLogger(__name__)
 
@@ -63,35 +65,16 @@ def run_report(
 
     ``as_of`` defaults to ``data_end`` (``features.data_end``), else the data's latest event.
     """
-    from pipelines.steps import clock_of, data_end_of, fingerprint, load_usable
-    from serving.report import ReportInputs, build_report
-
     data = load_usable(folder, funnel=funnel, data_end=data_end, clock=clock or clock_of(None))
     when = as_of if as_of is not None else data_end_of(data, data_end=data_end)
     _check_as_of(data, when)
     writable_folder(Path(out), what="--out")
     messages: list[str] = []
     inputs = {"CRM": str(folder)}
-    reader = _Reader(messages, inputs)
-    ours = fingerprint(data)
-    leads_file = _same_crm(latest_leads(exports, when), ours, messages)
-    forecast_file = latest_forecast(forecast, when)
-    if _same_crm(forecast_file, ours, messages, what="forecast") != forecast_file:
-        forecast, forecast_file = None, None  # another CRM's: no forecast, no fan
-    backtest_files = evaluation_files(backtest)
-    forecast_backtest = forecast_backtest_files(backtest)["backtest"]
     report = ReportInputs(
-        data=data, funnel=funnel, as_of=when,
-        metrics=reader.json("backtest metrics", backtest_files["metrics"]),
-        predictions=reader.parquet("backtest predictions", backtest_files["predictions"]),
-        forecast_backtest=reader.parquet(
-            "forecast backtest",
-            _same_crm(forecast_backtest, ours, messages, what="forecast backtest"),
-        ),
-        forecast=reader.csv("forecast", forecast_file),
-        fan_chart=reader.bytes("fan chart", forecast and fan_chart_file(forecast, forecast_file)),
-        leads=reader.parquet("prioritised leads", leads_file),
-        sources=inputs, ece_bins=ece_bins,
+        data=data, funnel=funnel, as_of=when, sources=inputs, ece_bins=ece_bins,
+        **_optional_inputs(fingerprint(data), when, backtest=backtest, forecast=forecast,
+                           exports=exports, reader=_Reader(messages, inputs)),
     )  # fmt: skip
     path = report_file(out, when)
     write_text_atomic(path, build_report(report))
@@ -99,11 +82,35 @@ def run_report(
     return ReportRun(path, when, inputs, messages)
 
 
+def _optional_inputs(
+    ours: str, when: pd.Timestamp, *, backtest: Path, forecast: Path, exports: Path, reader
+) -> dict:
+    """What the pipeline wrote so far, of this CRM (data fingerprint ``ours``), read as
+    :class:`serving.report.ReportInputs` fields; what is left out gets a note."""
+    messages = reader.messages
+    leads_file = _same_crm(latest_leads(exports, when), ours, messages)
+    forecast_file = latest_forecast(forecast, when)
+    if _same_crm(forecast_file, ours, messages, what="forecast") != forecast_file:
+        forecast, forecast_file = None, None  # another CRM's: no forecast, no fan
+    backtest_files = evaluation_files(backtest)
+    forecast_backtest = forecast_backtest_files(backtest)["backtest"]
+    fan = forecast and fan_chart_file(forecast, forecast_file)
+    return dict(  # the fields of ReportInputs
+        metrics=reader.json("backtest metrics", backtest_files["metrics"]),
+        predictions=reader.parquet("backtest predictions", backtest_files["predictions"]),
+        forecast_backtest=reader.parquet(
+            "forecast backtest",
+            _same_crm(forecast_backtest, ours, messages, what="forecast backtest"),
+        ),
+        forecast=reader.csv("forecast", forecast_file),
+        fan_chart=reader.bytes("fan chart", fan),
+        leads=reader.parquet("prioritised leads", leads_file),
+    )
+
+
 def _check_as_of(data, when: pd.Timestamp) -> None:
     """``StepError`` when ``when`` is before the data's first deal or stage change: a
     funnel report of a moment with no history has nothing to show."""
-    from pipelines.steps import StepError
-
     starts = [data.deals["created_at"].min()]
     if data.stage_history is not None and len(data.stage_history):
         starts.append(data.stage_history["entered_at"].min())

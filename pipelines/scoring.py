@@ -25,10 +25,12 @@ import pandas as pd
 
 from crm.data import CRMData
 from crm.schemas import Funnel
+from models.drift import describe
 from pipelines.catalog import LEADS_STEM, leads_files, leads_stem
 from pipelines.io import writable_folder, write_set
 from pipelines.params import FeaturesParams, ScoreParams
-from pipelines.steps import data_end_of
+from pipelines.steps import StepError, clock_of, data_end_of, fingerprint, load_usable, spec_of
+from serving.score import FeatureMismatchError, NoOpenDealsError, for_owners, score_open_deals
 
 log = logging.getLogger(__name__)
 
@@ -66,34 +68,35 @@ def run_score(
 
     ``champion`` is a :class:`pipelines.tracking.Champion` (or anything with its fields);
     ``horizon_days`` what ``p_win`` means (the champion's training horizon). ``data`` is
-    the already validated CRM of ``folder`` (the daily flow's; not read again).
+    the already validated CRM of ``folder`` (the daily flow's; not read again); without it
+    rows after the data's end (``clock``: validate.as_of, else now) are left out.
     """
-    from pipelines.steps import StepError, fingerprint, load_and_validate
-    from serving.score import (
-        FeatureMismatchError,
-        NoOpenDealsError,
-        for_owners,
-        score_open_deals,
-    )
-
     writable_folder(Path(out), what="--out")  # fail now, not after scoring
     if data is None:
-        result = load_and_validate(
-            folder, funnel=funnel, as_of=None, data_end=features.data_end, clock=clock
-        )  # rows after the data's end (``clock``: validate.as_of, else now) are left out
-        if result.data is None:
-            raise StepError(f"{folder}: the CRM data is not usable\n{result.report.to_text()}")
-        data = result.data
+        data = load_usable(folder, funnel=funnel, data_end=features.data_end,
+                           clock=clock or clock_of(None))  # fmt: skip
     data_end = data_end_of(data, data_end=features.data_end)
     when = data_end if as_of is None else as_of
     messages = _as_of_messages(when, data_end)
     started = time.perf_counter()
+    leads = _score(data, when=when, champion=champion, funnel=funnel, features=features,
+                   score=score, horizon_days=horizon_days)  # fmt: skip
+    seconds, open_deals = time.perf_counter() - started, len(leads)
+    messages += _drift_messages(leads.attrs.get("drift", []))
+    if owners:
+        leads = _only(leads, owners, when)
+    files = write_export(leads, Path(out), as_of=when, horizon_days=horizon_days,
+                         priority=score.priority, owners=owners)  # fmt: skip
+    log.info("scored %d open deals in %.1f s", open_deals, seconds)
+    return ScoringRun(leads, when, open_deals, seconds, files, messages)
+
+
+def _score(data: CRMData, *, when, champion, funnel, features, score, horizon_days: int):
+    """Every deal open at ``when``, ranked (:func:`serving.score.score_open_deals`)."""
     try:
-        leads = score_open_deals(
+        return score_open_deals(
             data, close=champion.close, next_stage=champion.next_stage, funnel=funnel,
-            as_of=when, windows_days=features.windows_days, trend_days=features.trend_days,
-            recency_channels=features.recency_channels,
-            prior_strength=features.prior_strength, horizon_days=horizon_days,
+            as_of=when, **spec_of(features).build_kwargs(), horizon_days=horizon_days,
             priority=score.priority, top_reasons=score.top_reasons,
             model_version=champion.close_version,
             next_stage_model_version=champion.next_stage_version,
@@ -105,21 +108,10 @@ def run_score(
         ) from None
     except FeatureMismatchError as error:
         raise StepError(str(error)) from None
-    seconds = time.perf_counter() - started
-    open_deals = len(leads)
-    messages += _drift_messages(leads.attrs.get("drift", []))
-    if owners:
-        leads = _only(leads, owners, when, for_owners)
-    files = write_export(leads, Path(out), as_of=when, horizon_days=horizon_days,
-                         priority=score.priority, owners=owners)  # fmt: skip
-    log.info("scored %d open deals in %.1f s", open_deals, seconds)
-    return ScoringRun(leads, when, open_deals, seconds, files, messages)
 
 
 def _drift_messages(drift: list[dict]) -> list[str]:
     """What the user must know when the champion's features drifted (stage table served)."""
-    from models.drift import describe
-
     if not drift:
         return []
     text = (
@@ -140,9 +132,7 @@ def _as_of_messages(when: pd.Timestamp, data_end: pd.Timestamp) -> list[str]:
     ]
 
 
-def _only(leads: pd.DataFrame, owners: tuple[str, ...], when, for_owners) -> pd.DataFrame:
-    from pipelines.steps import StepError
-
+def _only(leads: pd.DataFrame, owners: tuple[str, ...], when) -> pd.DataFrame:
     picked = for_owners(leads, owners)
     if picked.empty:
         raise StepError(

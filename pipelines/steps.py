@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
 import pandas as pd
 
@@ -20,9 +20,10 @@ from crm.data import CRMData
 from crm.health import HealthSettings
 from crm.load import LoadResult, load_crm
 from crm.schemas import Funnel
-
-if TYPE_CHECKING:
-    from features.spec import FeatureSpec
+from crm.write import write_crm, write_frame
+from features.data_end import DataEndError, exclude_after, plausible_end
+from features.snapshots import latest_timestamp
+from features.spec import FeatureSpec
 
 log = logging.getLogger(__name__)
 Echo = Callable[[str], None]
@@ -54,7 +55,6 @@ def run_generate(
     folder, so a model pointed at the folder can never read it.
     """
     from crm.synthetic import UnknownScenarioError, generate_crm
-    from crm.write import write_crm, write_frame
 
     if truth is not None and _is_inside(truth, out):
         raise StepError(f"--truth {truth} is inside the data folder {out}; put it elsewhere")
@@ -70,6 +70,12 @@ def run_generate(
         raise StepError(str(exc)) from None
     for name, note in crm.scenarios.items():
         (echo or log.info)(f"scenario {name}: {note}")
+    return _write_generated(crm, out=out, truth=truth, fmt=fmt)
+
+
+def _write_generated(crm, *, out: Path, truth: Path | None, fmt: str) -> dict:
+    """The CRM's tables into ``out``, its truth into ``truth``: name -> (file, rows)."""
+
     paths = write_crm(crm.data, out, fmt=fmt)
     written = {name: (path, len(crm.data.table(name))) for name, path in paths.items()}
     if truth is not None:
@@ -101,8 +107,6 @@ def data_end_of(
     ``features.data_end`` after it is a ``StepError``. Data from :func:`load_and_validate`
     has nothing after the clock any more, so ``clock`` changes nothing for it.
     """
-    from features.data_end import DataEndError, plausible_end
-    from features.snapshots import latest_timestamp
 
     given = as_utc(data_end) if data_end else None
     if clock is None:
@@ -115,7 +119,6 @@ def data_end_of(
 
 def spec_of(features) -> FeatureSpec:
     """The feature spec of the ``features:`` section of params (``FeaturesParams``)."""
-    from features.spec import FeatureSpec
 
     return FeatureSpec(
         freq=features.freq,
@@ -191,7 +194,6 @@ def load_usable(
 def usable_until(data, *, data_end: object | None, clock: pd.Timestamp, folder: object = ""):
     """``data`` without what is stamped after its end, and that end (see
     :func:`load_and_validate`); each exclusion is logged as a warning naming ``folder``."""
-    from features.data_end import exclude_after
 
     end = data_end_of(data, data_end=data_end, clock=clock)
     trimmed, excluded = exclude_after(data, end)

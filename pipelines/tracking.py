@@ -151,16 +151,21 @@ def track(
         _log_forecast_backtest(run.forecast_backtest)
         if not register:
             return active.info.run_id, []
-        if gate is None:
-            raise ValueError("registering models needs the champion gate's settings")
-        record = _log_history(run)
         names = {"close": close_model_name, "next_stage": next_stage_model_name}
-        promotions = _gate_and_register(
-            run, backtest, names, spec, gate, record, promoted_only=promoted_only
-        )
-        for p in promotions:
-            mlflow.set_tag(f"promotion.{p.model}", f"{p.label}: {p.reason}")
-        return active.info.run_id, promotions
+        return active.info.run_id, _register(run, backtest, names, spec, gate, promoted_only)
+
+
+def _register(run, backtest, names, spec: FeatureSpec, gate: Gate | None, promoted_only: bool):
+    """Record the training data, gate and register the pair, tag the run with the outcome."""
+    if gate is None:
+        raise ValueError("registering models needs the champion gate's settings")
+    record = _log_history(run)
+    promotions = _gate_and_register(
+        run, backtest, names, spec, gate, record, promoted_only=promoted_only
+    )
+    for p in promotions:
+        mlflow.set_tag(f"promotion.{p.model}", f"{p.label}: {p.reason}")
+    return promotions
 
 
 def _log_report(run: ModellingRun, report: ModellingRun) -> None:

@@ -52,6 +52,18 @@ class Champion:
     feature_spec: FeatureSpec | None = None
 
 
+def champion_of(p) -> Champion:
+    """The champion pair named in params ``p`` (``evaluate:``), checked against its feature
+    settings (:func:`load_champion`): what ``score`` and ``forecast`` serve."""
+    from pipelines.steps import spec_of
+
+    return load_champion(
+        close_model_name=p.evaluate.close_model_name,
+        next_stage_model_name=p.evaluate.next_stage_model_name,
+        spec=spec_of(p.features),
+    )
+
+
 def load_champion(
     *, close_model_name: str, next_stage_model_name: str, spec: FeatureSpec | None
 ) -> Champion:

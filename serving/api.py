@@ -104,12 +104,17 @@ log = logging.getLogger(__name__)
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 1000
 #: How a batch of posted bodies is gathered (:meth:`Batches._gather`): the first body
-#: waits for others still arriving, at most GATHER_SHARE of the last batch's scoring time,
-#: within [GATHER_MIN_S, GATHER_MAX_S].
+#: waits for those still arriving, at most GATHER_SHARE of the last batch's scoring time,
+#: within [GATHER_MIN_S, GATHER_MAX_S], and no longer once GATHER_IDLE_SHARE of that
+#: passes without one.
 GATHER_STEP_S = 0.005
 GATHER_MIN_S = 0.030
-GATHER_MAX_S = 0.150
-GATHER_SHARE = 0.25
+GATHER_MAX_S = 0.600
+GATHER_SHARE = 1.0
+GATHER_IDLE_SHARE = 0.5
+#: What the first batch's gathering assumes of the last batch (none yet): it took this
+#: long and answered a full batch (clients connecting at once arrive spread out).
+GATHER_FIRST_S = 0.3
 #: Paths answered without a token.
 OPEN_PATHS = frozenset({"/health", "/openapi.json", "/docs"})
 
@@ -213,10 +218,8 @@ def create_app(
                 out[i] = Invalid([problem("deal", None, str(result), rule="not_scorable")])
                 continue
             frame, notes = result
-            warnings = checked[i][1] + [
-                Problem(table=n.table, rule=n.rule, message=n.message) for n in notes
-            ]
-            done.append((i, frame, [w.model_dump() for w in warnings]))
+            warnings = [w.model_dump() for w in checked[i][1]] + [_note(n) for n in notes]
+            done.append((i, frame, warnings))
         pages = _records_many([frame.head(MAX_LIMIT) for _, frame, _ in _ranked(done)])
         for (i, frame, warnings), records in zip(done, pages, strict=True):
             out[i] = {"as_of": iso_utc(scorer.as_of), "total": len(frame),
@@ -265,8 +268,8 @@ class Batches:
         self._queue: asyncio.Queue | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._tasks: list[asyncio.Task] = []
-        self._last_s = 0.0  # how long the last batch took to score
-        self._expected = 0  # bodies answered by the last batch + those queued meanwhile
+        self._last_s = GATHER_FIRST_S  # how long the last batch took to score
+        self._expected = max_batch  # bodies answered by the last batch + queued meanwhile
 
     async def submit(self, item: Any) -> Any:
         """``process``'s result for ``item``; its exception if the whole batch failed."""
@@ -305,26 +308,35 @@ class Batches:
         """Add the queued bodies to ``batch``, and those still arriving.
 
         The per-batch cost is most of the cost, so a body that misses a batch waits a
-        whole batch. Clients answered by a batch usually post their next bodies at once:
-        while fewer bodies are gathered than were queued or answered when the last batch
-        ended (``_expected``), or the queue grew during the last :data:`GATHER_STEP_S`
-        (requests being read on the event loop), wait another step; in all at most
-        :data:`GATHER_SHARE` of the last batch's time, within :data:`GATHER_MIN_S` and
-        :data:`GATHER_MAX_S`. Otherwise two groups of clients would take turns, each
-        waiting for the other's batch.
+        whole batch, and makes the next one pay the per-batch cost again. Clients answered
+        by a batch usually post their next bodies at once, but they arrive spread over a
+        while (each response sent and each body read on the event loop, the clients' own
+        time): while fewer bodies are gathered than were queued or answered when the last
+        batch ended (``_expected``), wait another :data:`GATHER_STEP_S`; once they are all
+        here, stop when the queue stops growing. In all at most :data:`GATHER_SHARE` of
+        the last batch's time, within :data:`GATHER_MIN_S` and :data:`GATHER_MAX_S`, and
+        only while bodies keep coming (one within :data:`GATHER_IDLE_SHARE` of that: the
+        clients may have stopped). Both scale with the last batch's time, so on a loaded
+        machine, where clients come back slowly too, the wait grows with it. Before the
+        first batch, :data:`GATHER_FIRST_S` stands for the last batch's time and a full
+        batch is expected. Otherwise two groups of clients would take turns, each waiting
+        for the other's batch.
         """
-        waited = 0.0
+        loop = asyncio.get_running_loop()
+        start = last = loop.time()
         longest = min(GATHER_MAX_S, max(GATHER_MIN_S, GATHER_SHARE * self._last_s))
-        expected = min(self.max_batch, self._expected)
+        idle, expected = GATHER_IDLE_SHARE * longest, min(self.max_batch, self._expected)
         while True:
             while len(batch) < self.max_batch and not queue.empty():
                 batch.append(queue.get_nowait())
-            if len(batch) >= self.max_batch or waited >= longest:
+            now = loop.time()
+            if len(batch) >= self.max_batch or now - start >= longest:
                 return
             before = queue.qsize()
             await asyncio.sleep(GATHER_STEP_S)
-            waited += GATHER_STEP_S
-            if queue.qsize() == before and len(batch) >= expected:
+            if queue.qsize() > before:
+                last = loop.time()
+            elif len(batch) + queue.qsize() >= expected or loop.time() - last >= idle:
                 return
 
 
@@ -344,6 +356,13 @@ def _token_check(token: str | None):
             )
 
     return check
+
+
+def _note(note: Any) -> dict:
+    """``Problem(table=note.table, rule=note.rule, message=note.message).model_dump()``,
+    without pydantic's per-object cost (a few per scored deal)."""
+    return {"table": note.table, "field": None, "row": None, "rule": note.rule,
+            "message": note.message, "hint": None}  # fmt: skip
 
 
 def _listing(as_of: pd.Timestamp, frame: pd.DataFrame, *, limit: int) -> dict:

@@ -22,6 +22,7 @@ from crm.report import Finding, ValidationReport
 from crm.schemas import Funnel
 from crm.validate import validate_tables
 from serving.api_models import Problem, ScoreRequest
+from serving.single_deal import rows_between
 
 log = logging.getLogger(__name__)
 
@@ -136,7 +137,7 @@ def _own_columns(
     posted = {k for r in records for k in r}
     keep = [c for c in frame.columns if c in posted or filled[c][a:b].any()]
     if len(keep) == len(frame.columns):
-        return frame.iloc[a:b].reset_index(drop=True)
+        return rows_between(frame, a, b)
     return pd.DataFrame({c: frame[c].array[a:b] for c in keep}, copy=False)
 
 

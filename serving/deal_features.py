@@ -220,7 +220,9 @@ def posted_features(mini: CRMData, *, day: Day) -> pd.DataFrame:
             _set(features, prefix, has, won, lost, n_open, rate(won, lost))
     if "stage__win_rate" in features:
         _stage_overrides(features, mini, day, rate)
-    return features
+    # one block per dtype: the frame is read column by column by the three model matrices,
+    # the drift check and the reasons, each paying per block (a column each until now)
+    return features.copy()
 
 
 def _replaced_open(crm: pd.DataFrame, replaced: np.ndarray, column: str, keys: list, t: int):

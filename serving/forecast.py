@@ -22,8 +22,9 @@ Revenue won in a period = **already won** (won deals closed in [period start, as
   timing shares. New-deal revenue is an independent lognormal draw with the historical mean
   and sd. ``forecast`` is the exact expectation without the shock (the shock leaves the
   median of each deal's logit unchanged); P10/P50/P90 are the quantiles of the draws.
-- *sigma* (:func:`shared_shock_sigma`): the between-month spread of logit(monthly win rate
-  among deals closed that month), minus its binomial sampling part (method of moments).
+- *sigma* (:func:`shared_shock_sigma`): the between-period spread of logit(win rate among
+  deals closed in the period), minus its binomial sampling part (method of moments); months
+  are drawn with the between-month sigma, quarters with the between-quarter one.
 
 Deals without an amount count as 0. Months are calendar months (UTC), quarters calendar
 quarters; the first of each contains as_of.
@@ -65,7 +66,7 @@ def month_periods(as_of: pd.Timestamp, n: int) -> list[Period]:
 
 def quarter_periods(as_of: pd.Timestamp, n: int) -> list[Period]:
     """``n`` calendar quarters, the first containing ``as_of``."""
-    first = as_of.normalize().replace(day=1, month=3 * ((as_of.month - 1) // 3) + 1)
+    first = quarter_start(as_of)
     starts = [first + pd.DateOffset(months=3 * k) for k in range(n + 1)]
     return [
         Period(f"{s.year}-Q{(s.month - 1) // 3 + 1}", "quarter", s, e) for s, e in pairwise(starts)
@@ -275,29 +276,42 @@ def _created_before(created: pd.Series, t: pd.Timestamp) -> int:
 
 
 def shared_shock_sigma(
-    deals: pd.DataFrame, *, as_of: pd.Timestamp, won_label: str, min_closed: int = 10
+    deals: pd.DataFrame, *, as_of: pd.Timestamp, won_label: str, kind: str, min_closed: int = 10
 ) -> float:
-    """sd of the shared logit shock from the month-to-month spread of win rates.
+    """sd of the shared logit shock from the spread of win rates between calendar periods.
 
-    Months before as_of's month with at least ``min_closed`` closed deals: the variance of
-    logit(won / closed) minus the mean binomial variance 1 / (n r (1 - r)), floored at 0.
+    ``kind`` ``month``: whole months before as_of's month; ``quarter``: whole quarters
+    before as_of's quarter (a quarter's forecast shares one quarter's shock: monthly win
+    rates also swing with the quarter-end rhythm, which the timing already models, and
+    would make quarter ranges too wide). Periods with at least ``min_closed`` closed deals:
+    the variance of logit(won / closed) minus the mean binomial variance 1 / (n r (1 - r)),
+    floored at 0. Fewer than 3 such quarters: the month estimate (wider, not narrower).
     """
+    month_start = as_of.normalize().replace(day=1)
+    start = month_start if kind == "month" else quarter_start(as_of)
     closed = deals["closed_at"]
-    done = closed.notna().to_numpy(bool) & (closed < as_of.normalize().replace(day=1)).to_numpy(
-        bool
-    )
-    if not done.any():
-        return 0.0
-    month = closed[done].dt.strftime("%Y-%m").to_numpy()
+    done = closed.notna().to_numpy(bool) & (closed < start).to_numpy(bool)
+    when = closed[done].dt
+    key = when.year * 10 + when.quarter if kind == "quarter" else when.year * 100 + when.month
+    key = key.to_numpy()
     won = won_mask(deals, won_label)[done]
-    table = pd.DataFrame({"m": month, "w": won}).groupby("m")["w"].agg(["sum", "count"])
+    table = pd.DataFrame({"k": key, "w": won}).groupby("k")["w"].agg(["sum", "count"])
     table = table[table["count"] >= min_closed]
     if len(table) < 3:
+        if kind == "quarter":
+            return shared_shock_sigma(
+                deals, as_of=as_of, won_label=won_label, kind="month", min_closed=min_closed
+            )
         return 0.0
     n = table["count"].to_numpy(float)
     r = np.clip(table["sum"].to_numpy(float) / n, 0.5 / n, 1 - 0.5 / n)
     between = np.var(np.log(r / (1 - r)), ddof=1) - np.mean(1 / (n * r * (1 - r)))
     return float(np.sqrt(max(between, 0.0)))
+
+
+def quarter_start(t: pd.Timestamp) -> pd.Timestamp:
+    """The first day (00:00) of ``t``'s calendar quarter."""
+    return t.normalize().replace(day=1, month=3 * ((t.month - 1) // 3) + 1)
 
 
 CURVE_PREFIX = "won_"

@@ -155,7 +155,7 @@ def backtest_origin(
     rng = np.random.default_rng(seed)
     new_draw = simulate_new(new["new_mean"], new["new_sd"], draws=draws, rng=rng)
     known = deals[(deals["created_at"] <= origin).to_numpy(bool)]
-    sigma = shared_shock_sigma(known, as_of=origin, won_label=won_label)
+    sigma = shared_shock_sigma(known, as_of=origin, won_label=won_label, kind=period.kind)
     stages = scored["stage"].astype("object").to_numpy()
 
     def stage_shares() -> np.ndarray:

@@ -101,7 +101,7 @@ def revenue_forecast(
     quarters: int,
     horizon_days: int,
     won_label: str,
-    sigma: float,
+    sigmas: dict[str, float],
     draws: int,
     seed: int,
     min_stage_wins: float,
@@ -113,7 +113,8 @@ def revenue_forecast(
     ``deals`` is the CRM's deals table (for already won and new deals), ``open_deals`` the
     deals open at as_of with ``stage``, ``amount`` and the close model's ``won_<d>d`` curve
     (or, from a model without curves, ``p_win`` within ``horizon_days`` timed by ``wins``,
-    the output of :func:`serving.forecast.past_wins`).
+    the output of :func:`serving.forecast.past_wins`). ``sigmas``: the shared shock's sd
+    per period kind (``month``, ``quarter``); each kind is drawn with its own.
     """
     periods = month_periods(as_of, months) + quarter_periods(as_of, quarters)
     grid = grid_for(periods, as_of)
@@ -128,7 +129,10 @@ def revenue_forecast(
     w = calendar_clock_at(deals, as_of=as_of, won_label=won_label, prior_days=calendar_prior_days)
     p, per_deal = open_pipeline(open_deals, lambda h: windows_of(grid, as_of, h), stage_shares, w)
     rng = np.random.default_rng(seed)
-    grid_draws = simulate_open(p, amount, per_deal, sigma=sigma, draws=draws, rng=rng)
+    grid_draws = {
+        kind: simulate_open(p, amount, per_deal, sigma=sigmas[kind], draws=draws, rng=rng)
+        for kind in dict.fromkeys(period.kind for period in periods)
+    }
     grid_expected = (p * amount) @ per_deal
     won = already_won(deals, periods, as_of=as_of, won_label=won_label)
     new = new_deal_history(
@@ -137,7 +141,7 @@ def revenue_forecast(
     rows = []
     for i, period in enumerate(periods):
         cols = _grid_columns(grid, period)
-        draw = grid_draws[:, cols].sum(axis=1)
+        draw = grid_draws[period.kind][:, cols].sum(axis=1)
         new_draw = simulate_new(new["new_mean"][i], new["new_sd"][i], draws=draws, rng=rng)
         total = won[i] + draw + new_draw
         q = np.quantile(total, QUANTILES)

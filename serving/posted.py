@@ -25,7 +25,7 @@ from crm.data import CRMData
 from serving.deal_features import Day, needs_full_build
 from serving.deal_groups import groups
 from serving.score import COLUMNS, NoOpenDealsError, Priority
-from serving.single_deal import DealIndex, Note, _account, _deal_id, unchanged_many
+from serving.single_deal import DealIndex, Note, _account, _deal_id, row_at, unchanged_many
 
 Result = tuple[pd.DataFrame, list[Note]] | ValueError
 Scorer = Callable[[CRMData, tuple[str, ...]], pd.DataFrame]
@@ -181,4 +181,4 @@ def _fill(out, members, ids, scored, ranking: Ranking, notes) -> None:
                 "its last stage is won/lost): nothing to score"
             )
         else:
-            out[i] = (placed.iloc[[where[deal_id]]].reset_index(drop=True), own)
+            out[i] = (row_at(placed, where[deal_id]), own)

@@ -279,3 +279,34 @@ def test_the_disk_check_catches_what_it_should(tmp_path):
         "    fig.savefig(buffer)\n    frame.to_parquet(path)\n    return path.read_text()\n"
     )
     assert disk_io(source) == ["imports ['shutil']", "line 7: to_parquet()", "line 8: read_text()"]
+
+
+#: The shell is a thin catalogue of steps: no function of pipelines/ is longer than this.
+MAX_SHELL_FUNCTION_LINES = 40
+
+
+def long_functions(path: Path, limit: int) -> list[str]:
+    """``name (lines)`` of each function in ``path`` longer than ``limit`` lines (from its
+    ``def`` to its last line, decorators not counted)."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    return [
+        f"{node.name} ({node.end_lineno - node.lineno + 1})"
+        for node in ast.walk(tree)
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
+        and node.end_lineno - node.lineno + 1 > limit
+    ]
+
+
+def test_shell_functions_are_short():
+    offenders = {
+        str(path.relative_to(ROOT)): hits
+        for path in sorted((ROOT / "pipelines").glob("*.py"))
+        if (hits := long_functions(path, MAX_SHELL_FUNCTION_LINES))
+    }
+    assert not offenders, f"functions over {MAX_SHELL_FUNCTION_LINES} lines: {offenders}"
+
+
+def test_the_length_check_counts_from_def_to_the_last_line(tmp_path):
+    source = tmp_path / "x.py"
+    source.write_text("@decorator\ndef f():\n    a = 1\n    return a\n\n\ndef g():\n    pass\n")
+    assert long_functions(source, 2) == ["f (3)"]

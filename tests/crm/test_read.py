@@ -398,3 +398,26 @@ def test_mixed_day_and_month_first_dates(crm_dir, finding):
     deals = crm_dir.set_cell(deals, 3, "expected_close_date", "04/25/2024")
     f = finding(crm_dir.run(deals=deals).report, "ambiguous_date_format")
     assert f.rows == (2, 3) and "mix day-first and month-first" in f.message
+
+
+def test_file_cut_off_mid_row_is_an_error(crm_dir, finding):
+    # an interrupted copy: the last timestamp lost its end and the final line break
+    history = crm_dir.valid["stage_history"].rstrip("\n")[:-13]
+    assert history.endswith("D3,proposal,2024-02")
+    f = finding(crm_dir.run(stage_history=history).report, "truncated_file")
+    assert (f.table, f.rows, f.severity) == ("stage_history", (8,), "error")
+    assert "'2024-02'" in f.message and "entered_at" in f.message and "cut off" in f.message
+
+
+def test_short_last_value_of_a_variable_width_column_is_a_warning(crm_dir, finding):
+    lines = ["deal_id,stage,entered_at,note"]
+    lines += [f"D1,lead,2024-01-05T10:00:00Z,note number {i}" for i in range(25)]
+    history = "\n".join([*lines, "D1,qualified,2024-01-12T10:00:00Z,no"])
+    f = finding(crm_dir.run(stage_history=history).report, "truncated_file")
+    assert (f.rows, f.severity) == ((27,), "warning")
+
+
+@pytest.mark.parametrize("end", ["\n", ""])
+def test_complete_files_with_or_without_a_final_line_end_are_fine(crm_dir, end):
+    history = crm_dir.valid["stage_history"].rstrip("\n") + end
+    assert "truncated_file" not in crm_dir.run(stage_history=history).report.rules()

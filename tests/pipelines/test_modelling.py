@@ -32,7 +32,7 @@ def _params(folder: Path, *, stages: list[str] | None = None) -> Path:
     params["paths"] = {k: str(folder / v) for k, v in params["paths"].items()}
     params["train"]["close"] |= {"n_estimators": 40, "learning_rate": 0.1}
     params["train"]["next_stage"] |= {"n_estimators": 25, "learning_rate": 0.15}
-    params["forecast"] |= {"draws": 2000, "backtest_months": 6}  # train backtests it
+    params["forecast"] |= {"draws": 2000, "backtest_months": 6, "backtest_refit_months": 6}
     if stages:
         params["funnel"]["stages"] = stages
     path = folder / "params.yaml"

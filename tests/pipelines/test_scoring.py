@@ -37,7 +37,7 @@ def project(tmp_path_factory):
     params["paths"] = {k: str(folder / v) for k, v in params["paths"].items()}
     params["train"]["close"] |= {"n_estimators": 40, "learning_rate": 0.1}
     params["train"]["next_stage"] |= {"n_estimators": 25, "learning_rate": 0.15}
-    params["forecast"] |= {"draws": 2000, "backtest_months": 6}  # train backtests it
+    params["forecast"] |= {"draws": 2000, "backtest_months": 6, "backtest_refit_months": 6}
     (folder / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     funnel = Funnel(stages=tuple(params["funnel"]["stages"]), won_label="won", lost_label="lost")
     crm = generate_crm(

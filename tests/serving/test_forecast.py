@@ -164,13 +164,23 @@ def test_shared_shock_widens_the_interval_but_not_the_expectation():
         quarters=0, horizon_days=30, won_label="won", draws=20000, seed=3,
         min_stage_wins=0, new_deal_origins=1, calendar_prior_days=30,
     )  # fmt: skip
-    calm = revenue_forecast(sigma=0.0, **kwargs).iloc[0]
-    shaken = revenue_forecast(sigma=0.5, **kwargs).iloc[0]
+    calm = revenue_forecast(sigmas={"month": 0.0}, **kwargs).iloc[0]
+    shaken = revenue_forecast(sigmas={"month": 0.5}, **kwargs).iloc[0]
     assert calm["forecast"] == shaken["forecast"] == pytest.approx(n * 0.3 * 100)
     assert calm["p50"] == pytest.approx(6000, abs=200)
     # independent: sd = 100 * sqrt(200 * 0.21) ~ 648, P10..P90 ~ +-1.28 sd
     assert calm["p90"] - calm["p10"] == pytest.approx(2 * 1.2816 * 648, rel=0.08)
     assert shaken["p90"] - shaken["p10"] > 1.8 * (calm["p90"] - calm["p10"])
+    # each period kind is drawn with its own sigma (here a quarter = its first month + 0)
+    both = revenue_forecast(
+        sigmas={"month": 0.0, "quarter": 0.5}, **(kwargs | {"quarters": 1})
+    ).set_index("kind")
+    assert both.loc["month", "p90"] - both.loc["month", "p10"] == pytest.approx(
+        calm["p90"] - calm["p10"], rel=0.05
+    )
+    assert both.loc["quarter", "p90"] - both.loc["quarter", "p10"] > 1.8 * (
+        calm["p90"] - calm["p10"]
+    )
 
 
 def test_shared_shock_sigma_is_zero_without_extra_spread_and_grows_with_it():
@@ -183,10 +193,28 @@ def test_shared_shock_sigma_is_zero_without_extra_spread_and_grows_with_it():
             won = rng.random() < rate
             rows.append((f"D{m}-{i}", "2023-12-01", closed, "won" if won else "lost", 1))
     deals = deals_frame(rows)
-    sigma = shared_shock_sigma(deals, as_of=ts("2026-01-05"), won_label="won")
+    sigma = shared_shock_sigma(deals, as_of=ts("2026-01-05"), won_label="won", kind="month")
     assert 0.6 < sigma < 1.2  # logit(0.7) = 0.85 = sd of the alternating logit
     flat = deals.assign(outcome=pd.array(["won", "lost"] * (len(deals) // 2), dtype="str"))
-    assert shared_shock_sigma(flat, as_of=ts("2026-01-05"), won_label="won") == 0.0
+    assert shared_shock_sigma(flat, as_of=ts("2026-01-05"), won_label="won", kind="month") == 0.0
+    # alternating months average out within a quarter (3 months: 2 of one rate, 1 of the
+    # other, alternating quarter by quarter): far less spread between quarters
+    quarterly = shared_shock_sigma(deals, as_of=ts("2026-01-05"), won_label="won", kind="quarter")
+    assert quarterly < 0.5 * sigma
+
+
+def test_quarter_sigma_falls_back_to_months_without_three_whole_quarters():
+    rng = np.random.default_rng(5)
+    rows = [
+        (f"D{m}-{i}", "2025-01-01", f"2025-{m:02d}-15", "won" if rng.random() < r else "lost", 1)
+        for m, r in ((1, 0.2), (2, 0.8), (3, 0.2), (4, 0.8), (5, 0.2))
+        for i in range(60)
+    ]  # fmt: skip
+    deals = deals_frame(rows)
+    at = ts("2025-06-10")  # whole quarters before it: only 2025-Q1
+    month = shared_shock_sigma(deals, as_of=at, won_label="won", kind="month")
+    assert month > 0.8
+    assert shared_shock_sigma(deals, as_of=at, won_label="won", kind="quarter") == month
 
 
 def test_stage_win_rates_use_deals_closed_by_then_and_shrink():

@@ -1,5 +1,5 @@
-"""The forecast backtest run (``serving.forecast_run``): the plan, the orchestration with an
-already fitted close model (no fit inside), and its text."""
+"""The forecast backtest run (``serving.forecast_run``): the plan, the refits, the
+orchestration with the caller's fit function, and its text."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 from crm.synthetic import generate_crm
 from features.spec import FeatureSpec
 from serving.forecast_backtest import COLUMNS
-from serving.forecast_run import backtest_lines, backtest_plan, forecast_backtest
+from serving.forecast_run import backtest_lines, backtest_plan, forecast_backtest, refit_dates
 from tests.shared import FUNNEL
 
 SPEC = FeatureSpec(freq="W-MON", windows_days=(7, 30, 90), trend_days=30,
@@ -18,16 +18,34 @@ SPEC = FeatureSpec(freq="W-MON", windows_days=(7, 30, 90), trend_days=30,
 
 
 class ConstantClose:
-    """A "fitted" close model without curves: every open deal p_win = 0.3 (and nothing
-    to fit: the orchestration must not try)."""
+    """A "fitted" close model without curves: every open deal gets ``p`` (and nothing to
+    fit: the orchestration must not try; fitting is the caller's ``fit_close``)."""
 
     horizon_days = 180
 
+    def __init__(self, p: float = 0.3) -> None:
+        self.p = p
+        self.scored: set[pd.Timestamp] = set()  # the as_of dates it was asked to score
+
     def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
-        return np.column_stack([np.full(len(X), 0.7), np.full(len(X), 0.3)])
+        self.scored |= set(pd.to_datetime(X["as_of"], utc=True))
+        return np.column_stack([np.full(len(X), 1 - self.p), np.full(len(X), self.p)])
 
     def fit(self, *args, **kwargs):
         raise AssertionError("the backtest must not fit")
+
+
+class Fits:
+    """A ``fit_close`` that records the dates it was asked to fit at and the models made."""
+
+    def __init__(self) -> None:
+        self.dates: list[pd.Timestamp] = []
+        self.models: list[ConstantClose] = []
+
+    def __call__(self, at: pd.Timestamp) -> ConstantClose:
+        self.dates.append(at)
+        self.models.append(ConstantClose())
+        return self.models[-1]
 
 
 def test_the_plan_starts_at_the_first_month_start_after_the_backtest_months():
@@ -40,6 +58,15 @@ def test_the_plan_starts_at_the_first_month_start_after_the_backtest_months():
     assert backtest_plan(end, months=0)[1] == []
 
 
+def test_refits_every_few_months_up_to_the_last_origin():
+    cutoff = pd.Timestamp("2025-01-01", tz="UTC")
+    origins = [cutoff + pd.DateOffset(months=m) for m in range(8)]  # 2025-01 .. 2025-08
+    assert [str(d.date()) for d in refit_dates(cutoff, origins, every_months=3)] == [
+        "2025-01-01", "2025-04-01", "2025-07-01",
+    ]  # fmt: skip
+    assert refit_dates(cutoff, origins, every_months=12) == [cutoff]
+
+
 @pytest.fixture(scope="module")
 def crm():
     return generate_crm(
@@ -48,23 +75,31 @@ def crm():
     ).data  # fmt: skip
 
 
-def test_a_fitted_model_is_scored_at_every_origin_of_the_plan(crm):
+def test_each_origin_is_scored_by_the_latest_model_fitted_by_then(crm):
     end = crm.deals["created_at"].max()
     cutoff, plan = backtest_plan(end, months=5)
+    fits = Fits()
     rows, metrics = forecast_backtest(
-        crm, close=ConstantClose(), cutoff=cutoff, plan=plan, funnel=FUNNEL, spec=SPEC,
-        horizon_days=180, draws=500, seed=1, min_stage_wins=30, new_deal_origins=6,
-        stage_prior_strength=20, calendar_prior_days=30,
+        crm, fit_close=fits, cutoff=cutoff, refit_months=3, plan=plan, funnel=FUNNEL,
+        spec=SPEC, horizon_days=180, draws=500, seed=1, min_stage_wins=30,
+        new_deal_origins=6, stage_prior_strength=20, calendar_prior_days=30,
     )  # fmt: skip
+    refit = cutoff + pd.DateOffset(months=3)
+    assert fits.dates == [cutoff, refit]
+    assert metrics["refits"] == [str(cutoff.date()), str(refit.date())]
+    origins = {origin for _, origin, _ in plan}
+    first, second = (model.scored for model in fits.models)
+    assert first == {o for o in origins if o < refit} and first
+    assert second == {o for o in origins if o >= refit} and second
     assert list(rows.columns) == list(COLUMNS)
     assert len(rows) == 3 * len(plan)  # each method once per (period, origin)
     assert metrics["cutoff"] == str(cutoff)
     assert set(metrics["methods"]) == {"dealcast", "stage_weighted", "rep_close_dates"}
     assert metrics["periods"]["months"] == sum(p.kind == "month" for p, _, _ in plan)
     again, _ = forecast_backtest(
-        crm, close=ConstantClose(), cutoff=cutoff, plan=plan, funnel=FUNNEL, spec=SPEC,
-        horizon_days=180, draws=500, seed=1, min_stage_wins=30, new_deal_origins=6,
-        stage_prior_strength=20, calendar_prior_days=30,
+        crm, fit_close=Fits(), cutoff=cutoff, refit_months=3, plan=plan, funnel=FUNNEL,
+        spec=SPEC, horizon_days=180, draws=500, seed=1, min_stage_wins=30,
+        new_deal_origins=6, stage_prior_strength=20, calendar_prior_days=30,
     )  # fmt: skip
     pd.testing.assert_frame_equal(rows, again)  # seeded
     text = "\n".join(backtest_lines(metrics))
