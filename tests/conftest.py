@@ -31,6 +31,7 @@ def params_file(tmp_path: Path) -> Path:
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     params["paths"] = {key: str(tmp_path / value) for key, value in params["paths"].items()}
     params["generate"]["deals"] = 400
+    params["forecast"]["backtest_refit_months"] = 18  # one forecast-backtest fit per train
     path = tmp_path / "params.yaml"
     path.write_text(yaml.safe_dump(params, sort_keys=False))
     return path

@@ -49,7 +49,7 @@ def params_file(folder: Path, **features) -> Path:
     params["train"]["close"] |= {"n_estimators": 40, "learning_rate": 0.1}
     params["train"]["next_stage"] |= {"n_estimators": 25, "learning_rate": 0.15}
     params["validate"]["as_of"] = "2026-07-01"  # the clock
-    params["forecast"]["draws"] = 200
+    params["forecast"] |= {"draws": 200, "backtest_refit_months": 18}  # one backtest fit
     params["features"] |= features
     path = folder / f"params{'-' + '-'.join(map(str, features.values())) if features else ''}.yaml"
     path.write_text(yaml.safe_dump(params, sort_keys=False))
