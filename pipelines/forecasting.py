@@ -120,7 +120,6 @@ def _forecast_table(data: CRMData, when: pd.Timestamp, *, funnel: Funnel, featur
 
 
 def _empty_backtest() -> tuple[pd.DataFrame, dict]:
-
     return empty_backtest(), {}
 
 

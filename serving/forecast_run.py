@@ -1,5 +1,5 @@
-"""The forecast backtest run end to end (pure: a CRM and a fitted close model in, rows and
-metrics out): the cutoff and origins (:func:`backtest_plan`), the open deals scored at each
+"""The forecast backtest run end to end (pure: a CRM and the caller's close-model fit in, rows
+and metrics out): the cutoff and origins (:func:`backtest_plan`), the open deals scored at each
 origin (:func:`scored_open_deals`) and one :func:`serving.forecast_backtest.backtest_origin`
 per (period, origin) (:func:`forecast_backtest`).
 
@@ -66,10 +66,8 @@ def backtest_plan(data_end: pd.Timestamp, *, months: int) -> tuple[pd.Timestamp,
 
 def refit_dates(cutoff: pd.Timestamp, origins: list[pd.Timestamp], *, every_months: int) -> list:
     """The cutoff and every ``every_months`` months after it up to the last origin."""
-    dates = [cutoff]
-    while origins and (nxt := cutoff + pd.DateOffset(months=every_months * len(dates))) <= max(
-        origins
-    ):
+    last, dates = max(origins, default=cutoff), [cutoff]
+    while (nxt := cutoff + pd.DateOffset(months=every_months * len(dates))) <= last:
         dates.append(nxt)
     return dates
 
