@@ -87,6 +87,7 @@ ACCOUNTS = TableSpec(
     meaning="the buying companies",
     columns=(
         ColumnSpec("account_id", "id", required=True, unique=True, meaning="the buying company"),
+        ColumnSpec("name", "string", meaning="the company's name; shown, never a feature"),
         ColumnSpec("industry", "category", meaning="sector"),
         ColumnSpec("employees", "integer", minimum=0, meaning="head count"),
         ColumnSpec("annual_revenue", "number", minimum=0, meaning="in the deal currency"),
@@ -102,9 +103,11 @@ DEALS = TableSpec(
     meaning="opportunities, or leads when the funnel starts at lead",
     columns=(
         ColumnSpec("deal_id", "id", required=True, unique=True),
+        ColumnSpec("name", "string", meaning="the deal's name; shown, never a feature"),
         ColumnSpec("created_at", "timestamp", required=True, meaning="entered the funnel"),
         ColumnSpec("account_id", "id", meaning="references accounts.account_id"),
         ColumnSpec("owner_id", "id", meaning="the sales rep"),
+        ColumnSpec("owner_name", "string", meaning="the rep's name; shown, never a feature"),
         ColumnSpec(
             "amount",
             "number",

@@ -17,7 +17,7 @@ import re
 import numpy as np
 import pandas as pd
 
-from models.phrase_format import CHANNEL_NOUNS, Value, _text
+from models.phrase_format import CHANNEL_NOUNS, Gap, Value, _text
 from models.phrases import CATEGORICAL, NEUTRAL_DAYS, NEUTRAL_TREND, RULES, Missing, Rule
 
 __all__ = [
@@ -46,7 +46,7 @@ def phrase(feature: str, value, row: pd.Series, meanings: dict[str, str]) -> str
             continue
         if missing:
             if if_missing is None:
-                return f"{_label(feature, meanings)}: unknown"
+                return Gap(f"{_label(feature, meanings)}: unknown")
             return if_missing if isinstance(if_missing, str) else if_missing(m, row)
         if pattern in CATEGORICAL:
             return rule(m, value if isinstance(value, str) else float(value), row)
@@ -56,7 +56,7 @@ def phrase(feature: str, value, row: pd.Series, meanings: dict[str, str]) -> str
             return f"{_label(feature, meanings)}: {value}"
         return rule(m, number, row)
     label = _label(feature, meanings)
-    return f"{label}: unknown" if missing else f"{label}: {_text(value)}"
+    return Gap(f"{label}: unknown") if missing else f"{label}: {_text(value)}"
 
 
 def _label(feature: str, meanings: dict[str, str]) -> str:
@@ -111,7 +111,7 @@ def drivers_from(
                     None if pd.isna(value) else (value if isinstance(value, str) else float(value))
                 )
                 text = phrase(names[j], value, row, meanings)
-                if not text:
+                if not text or (direction == "up" and isinstance(text, Gap)):
                     continue
                 rank += 1
                 out.append(

@@ -10,6 +10,11 @@ import pandas as pd
 Value = float | str
 
 
+class Gap(str):
+    """A phrase that only says a value is unknown ("industry unknown"): a true reason why a
+    score is lower, but never listed as a reason up (an unknown is not a buying signal)."""
+
+
 def _plural(n: float, one: str, many: str | None = None) -> str:
     many = many if many is not None else one + "s"
     return f"{_int(n)} {one if round(n) == 1 else many}"
@@ -22,8 +27,8 @@ def _int(v: float) -> str:
 def _span(days: float) -> str:
     """A duration in the unit a person would use: days, then months, then years."""
     d = abs(days)
-    if d < 60:
-        return _plural(d, "day")
+    if d < 60:  # whole days elapsed, as the export's days_in_stage counts them
+        return _plural(math.floor(d), "day")
     if d < 730:
         return _plural(d / 30.44, "month")
     years = d / 365.25

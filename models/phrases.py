@@ -13,6 +13,7 @@ from collections.abc import Callable
 import pandas as pd
 
 from models.phrase_format import (
+    Gap,
     Value,
     _amount,
     _channel,
@@ -36,16 +37,15 @@ NEUTRAL_TREND = 0.3  # |log2 activity ratio| below this: steady activity, not li
 
 
 def _older(m: re.Match, v: float, row: pd.Series) -> str | None:
+    """The feature is the deal's age minus the median age at which deals *entered* its
+    current stage, not its time in the stage: the phrase says exactly that."""
     stage = _stage(row)
-    if v >= 60:
-        return f"{_span(v)} longer in {stage} than usual"
-    if v >= 14:
-        return f"{_plural(v / 7, 'week')} longer in {stage} than usual"
-    if v >= NEUTRAL_DAYS:
-        return f"{_plural(v, 'day')} longer in {stage} than usual"
-    if v <= -NEUTRAL_DAYS:
-        return f"moving faster than usual in {stage}"
-    return None
+    if abs(v) < NEUTRAL_DAYS:
+        return None
+    span = _span(v) if abs(v) >= 60 or abs(v) < 14 else _plural(abs(v) / 7, "week")
+    if v > 0:
+        return f"deal {span} older than deals usually are on entering {stage}"
+    return f"deal {span} younger than deals usually are on entering {stage}"
 
 
 def _trend(m: re.Match, v: float, row: pd.Series) -> str | None:
@@ -97,8 +97,8 @@ RULES: tuple[tuple[str, Rule, Missing | str | None], ...] = (
     (r"deal__source_win_rate", _source_rate, None),
     (r"\w+?__attr_(\w+)", _attribute, lambda m, r: f"no {_words(m.group(1))}"),
     # stage
-    (r"stage__current", lambda m, v, r: f"at stage {_text(v)}", "stage unknown"),
-    (r"stage__position", _position, "stage unknown"),
+    (r"stage__current", lambda m, v, r: f"at stage {_text(v)}", Gap("stage unknown")),
+    (r"stage__position", _position, Gap("stage unknown")),
     (r"stage__days_in_current", lambda m, v, r: f"{_span(v)} in {_stage(r)}", None),
     (
         r"stage__n_changes",
@@ -196,17 +196,17 @@ RULES: tuple[tuple[str, Rule, Missing | str | None], ...] = (
         "no account touch yet",
     ),
     # account
-    (r"account__industry", lambda m, v, r: f"industry: {_text(v)}", "industry unknown"),
-    (r"account__country", lambda m, v, r: f"country: {_text(v)}", "country unknown"),
+    (r"account__industry", lambda m, v, r: f"industry: {_text(v)}", Gap("industry unknown")),
+    (r"account__country", lambda m, v, r: f"country: {_text(v)}", Gap("country unknown")),
     (
         r"account__log_employees",
         lambda m, v, r: _plural(math.expm1(v), "employee"),
-        "head count unknown",
+        Gap("head count unknown"),
     ),
     (
         r"account__log_annual_revenue",
         lambda m, v, r: f"account revenue {_amount(v)}",
-        "account revenue unknown",
+        Gap("account revenue unknown"),
     ),
     (r"account__age_days", lambda m, v, r: f"account known for {_span(v)}", None),
     (
@@ -262,11 +262,8 @@ RULES: tuple[tuple[str, Rule, Missing | str | None], ...] = (
         "no rep on the deal",
     ),
     # calendar
-    (
-        r"cal__days_to_quarter_end",
-        lambda m, v, r: "quarter ends today" if round(v) == 0 else f"{_span(v)} to quarter end",
-        None,
-    ),
+    # the calendar is true for every deal and nothing a rep can act on: never a reason
+    (r"cal__days_to_quarter_end", lambda m, v, r: None, lambda m, r: None),
     (r"cal__days_past_expected_close", _past_close, "no expected close date"),
     # any other natural-log column: the value it stands for
     (r"\w+?__log_(\w+)", lambda m, v, r: f"{_words(m.group(1))} {_amount(v)}", None),

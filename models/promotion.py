@@ -16,6 +16,7 @@ shell's job (:mod:`pipelines.tracking`).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import pandas as pd
@@ -148,3 +149,65 @@ def with_note(decision: Decision, note: str) -> Decision:
         return decision
     reason = f"{decision.reason} ({note})"
     return Decision(decision.promote, reason, decision.challenger_loss, decision.champion_loss)
+
+
+NO_BACKTEST = Decision(False, "not promoted: no backtest to compare with the champion")
+
+
+def decide_models(
+    kinds: list[str],
+    *,
+    history: Callable[[], HistoryCheck | None] | None,
+    max_rewrite_share: float,
+    accept: bool,
+    decide_one: Callable[[str], Decision],
+) -> dict[str, Decision]:
+    """Every model's decision, the pair decided as one (:func:`decide_pair`).
+
+    ``history`` compares the challenger's training data with the close champion's (None:
+    no close champion yet, so the first model is promoted); only when the history passes
+    is ``decide_one(kind)`` (the backtest comparison, :func:`judge`) asked for each model.
+    """
+    if history is None:
+        return {kind: first_model() for kind in kinds}
+    refusal, note = history_verdict(history(), max_rewrite_share=max_rewrite_share,
+                                    accept=accept)  # fmt: skip
+    if refusal is not None:
+        return refuse_pair(refusal, kinds)
+    return decide_pair({kind: with_note(decide_one(kind), note) for kind in kinds})
+
+
+def judge(
+    kind: str,
+    *,
+    predictions: pd.DataFrame | None,
+    challenger_cutoff: pd.Timestamp,
+    champion_version: str,
+    champion_cutoff: pd.Timestamp,
+    champion_scores: Callable[[], pd.DataFrame],
+    min_gain: float,
+) -> Decision:
+    """One model against the champion's backtest model, on the challenger's backtest rows.
+
+    ``predictions`` are the backtest's test predictions (None: no backtest); the champion
+    is judged only when its backtest model was trained no later than ours
+    (:func:`fair_window`), and only then is ``champion_scores()`` (its scores on the same
+    rows, the frame :func:`log_losses` takes) computed.
+    """
+    if predictions is None:
+        return NO_BACKTEST
+    if not fair_window(champion_cutoff, challenger_cutoff):
+        return Decision(False, f"not promoted: champion v{champion_version} was trained after "
+                        "this backtest window began; no fair comparison")  # fmt: skip
+    truth, ours = challenger_frames(predictions, kind)
+    return decide(kind=kind, truth=truth, challenger=ours, champion=champion_scores(),
+                  champion_label=f"v{champion_version}", min_gain=min_gain)  # fmt: skip
+
+
+def challenger_frames(predictions: pd.DataFrame, kind: str) -> tuple[pd.Series, pd.DataFrame]:
+    """Truth and the challenger's scores of ``kind`` from a backtest's test predictions."""
+    pred = predictions.reset_index(drop=True)
+    if kind == "close":
+        return pred["won"], pred[["p_win"]]
+    ours = pred[[c for c in pred if c.startswith("p_next__")]]
+    return pred["next_stage_true"], ours.rename(columns=lambda c: c.removeprefix("p_next__"))

@@ -21,10 +21,12 @@
 # demo and the funnel report); this notebook only calls and draws. The method is in
 # `docs/funnel.md`.
 #
-# Open it with `jupytext --to notebook notebooks/01-funnel-exploration.py`, or run it as a
-# script. `DEALCAST_NOTEBOOK_DEALS` sets the size of the in-memory CRM (tests use it).
+# Open it in Jupyter: `.venv/bin/jupyter lab notebooks/`, then right-click the file → Open
+# With → Notebook (jupytext is installed). It finds `params.yaml` from this folder.
+# `DEALCAST_NOTEBOOK_DEALS` sets the size of the in-memory CRM (tests use it).
 
 # %%
+# %matplotlib inline
 import os
 from pathlib import Path
 
@@ -33,12 +35,17 @@ import pandas as pd
 
 from crm.load import load_crm
 from crm.synthetic import generate_crm
+from pipelines.catalog import find_params
 from pipelines.params import load_params
 from serving.cohorts import cohort_curves
 from serving.funnel import WHY_NAIVE, format_summary, funnel_summary, stage_curves
 from serving.report_charts import cohort_chart, funnel_chart, incidence_chart, stay_chart
 
-params = load_params(Path(os.environ.get("DEALCAST_PARAMS", "params.yaml")))
+# params.yaml: $DEALCAST_PARAMS, else here or the nearest folder above (Jupyter starts in
+# notebooks/); its paths are relative to the project folder, so work from there
+params_file = find_params(Path.cwd())
+os.chdir(params_file.parent)
+params = load_params(params_file)
 funnel = params.funnel.to_funnel()
 folder = Path(os.environ.get("DEALCAST_NOTEBOOK_DATA", params.paths.raw))
 

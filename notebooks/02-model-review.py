@@ -20,20 +20,24 @@
 # notebook reads the MLflow registry and `data/reports/backtest/`, it trains nothing.
 
 # %%
+# %matplotlib inline
 import os
 from pathlib import Path
 
-import matplotlib.pyplot as plt
 import pandas as pd
 
 from models.evaluate import close_metric_table, next_stage_metric_table
 from models.plots import lift_chart, reliability_diagram
+from pipelines.catalog import find_params
 from pipelines.env import configure
 from pipelines.params import load_params
 from pipelines.tracking import load_champion
 
-params_file = Path(os.environ.get("DEALCAST_PARAMS", "params.yaml"))
-configure(params_file.resolve().parent, verbose=False)  # the project's MLflow store
+# params.yaml: $DEALCAST_PARAMS, else here or the nearest folder above (Jupyter starts in
+# notebooks/); its paths are relative to the project folder, so work from there
+params_file = find_params(Path.cwd())
+os.chdir(params_file.parent)
+configure(params_file.parent, verbose=False)  # the project's MLflow store
 params = load_params(params_file)
 backtest = params.paths.reports / "backtest"
 
@@ -79,8 +83,9 @@ known = pred[pred["won"].notna()]
 y = known["won"].astype(bool).to_numpy()
 scores = {c: known[c].to_numpy(float) for c in ("p_win", "p_win_stage_rate", "p_win_logreg")}
 reliability_diagram(y, scores, n_bins=params.evaluate.ece_bins)
+
+# %%
 lift_chart(y, scores, n_bins=10)
-plt.show()
 
 # %% [markdown]
 # ## Next stage

@@ -15,7 +15,7 @@ Where (``paths:`` key) -> what, written by:
 - ``artifacts``: ``trained_model.json``, the trained pair's registry lineage -- train
 - ``reports``/``backtest``: :func:`evaluation_files` of train's backtest and
   :func:`forecast_backtest_files`, the revenue forecast's backtest -- train
-- ``reports``/``evaluation``: :func:`evaluation_files` (``evaluate --out``) -- evaluate
+- any ``--out`` folder of ``evaluate``: :func:`evaluation_files` -- evaluate
 - ``exports``: the set ``prioritised_leads_<DATE>/`` (CSV, XLSX, Parquet) -- score
 - ``reports``/``forecast``: :func:`forecast_files` -- forecast
 - ``reports``/``funnel``: ``funnel_report_<DATE>.html`` -- report
@@ -25,8 +25,10 @@ Where (``paths:`` key) -> what, written by:
 from __future__ import annotations
 
 import json
+import os
 import re
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -46,7 +48,7 @@ LOCK_SUFFIX = ".lock"
 DVC_PROJECT = ("dvc.yaml", ".dvc")  # a DVC project has both
 
 #: Sub-folders of ``paths.reports``.
-BACKTEST, EVALUATION, FORECAST, FUNNEL = "backtest", "evaluation", "forecast", "funnel"
+BACKTEST, FORECAST, FUNNEL = "backtest", "forecast", "funnel"
 
 FEATURES_FILE = "features.parquet"
 LABELS_FILE = "labels.parquet"
@@ -105,10 +107,6 @@ class Catalog:
         return self.paths.exports
 
     @property
-    def reports(self) -> Path:
-        return self.paths.reports
-
-    @property
     def trained(self) -> Path:
         """The lineage of the last ``train``: MLflow run, registered versions, promotion."""
         return self.paths.artifacts / TRAINED_FILE
@@ -116,10 +114,6 @@ class Catalog:
     @property
     def backtest(self) -> Path:
         return self.paths.reports / BACKTEST
-
-    @property
-    def evaluation(self) -> Path:
-        return self.paths.reports / EVALUATION
 
     @property
     def forecast(self) -> Path:
@@ -238,20 +232,29 @@ def latest_leads(folder: Path, as_of: pd.Timestamp) -> Path | None:
     return latest_dated(folder, LEADS_STEM, ".parquet", as_of)
 
 
+def previous_leads(folder: Path, as_of: pd.Timestamp) -> Path | None:
+    """The latest team-wide prioritised-leads Parquet dated before ``as_of``'s day."""
+    return latest_dated(folder, LEADS_STEM, ".parquet", as_of - timedelta(days=1))
+
+
+def previous_forecast(folder: Path, as_of: pd.Timestamp) -> Path | None:
+    """The latest forecast table (CSV) dated before ``as_of``'s day."""
+    return latest_dated(folder, FORECAST_STEM, ".csv", as_of - timedelta(days=1))
+
+
 def latest_forecast(folder: Path, as_of: pd.Timestamp) -> Path | None:
     """The latest forecast table (CSV) in ``folder`` not after ``as_of``."""
     return latest_dated(folder, FORECAST_STEM, ".csv", as_of)
 
 
 def fan_chart_file(folder: Path, forecast_file: Path | None) -> Path | None:
-    """``forecast_fan_<DATE>.png`` of the forecast shown, else the newest ``*fan*.png``."""
-    if forecast_file is not None:
-        day = forecast_file.stem.removeprefix(f"{FORECAST_STEM}_")
-        own = forecast_file.with_name(f"{FAN_STEM}_{day}{PNG}")
-        if own.is_file():
-            return own
-    fans = sorted(folder.glob(f"*fan*{PNG}")) if folder.is_dir() else []
-    return fans[-1] if fans else None
+    """``forecast_fan_<DATE>.png`` of the forecast shown, else None: a fan chart of another
+    date never appears beside a forecast (or in a back-dated report without one)."""
+    if forecast_file is None:
+        return None
+    day = forecast_file.stem.removeprefix(f"{FORECAST_STEM}_")
+    own = forecast_file.with_name(f"{FAN_STEM}_{day}{PNG}")
+    return own if own.is_file() else None
 
 
 def read_json(path: Path) -> Any:
@@ -259,7 +262,7 @@ def read_json(path: Path) -> Any:
 
 
 def write_trained(path: Path, record: dict) -> Path:
-    """The lineage record of a ``train`` (see :func:`pipelines.lineage.trained_record`)."""
+    """The lineage record of a ``train`` (:func:`pipelines.modelling_artifacts.trained_record`)."""
     write_json_atomic(Path(path), record)
     return Path(path)
 
@@ -268,3 +271,15 @@ def write_metrics(path: Path, headline: dict) -> Path:
     """The headline metrics file (see :mod:`pipelines.headline`)."""
     write_json_atomic(Path(path), headline)
     return Path(path)
+
+
+def find_params(start: Path, environ: dict | None = None) -> Path:
+    """The project's params file for a notebook: ``$DEALCAST_PARAMS``, else :data:`PARAMS_FILE`
+    in ``start`` or the nearest folder above it (Jupyter starts a notebook in notebooks/),
+    else that name in ``start`` (whose absence :func:`pipelines.params.load_params` reports)."""
+    given = (environ if environ is not None else os.environ).get("DEALCAST_PARAMS")
+    if given:
+        return Path(given).resolve()
+    here = start.resolve()
+    found = (d / PARAMS_FILE for d in (here, *here.parents) if (d / PARAMS_FILE).is_file())
+    return next(found, here / PARAMS_FILE)

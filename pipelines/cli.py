@@ -13,7 +13,7 @@ from typing import Annotated
 import typer
 
 from pipelines.catalog import PARAMS_FILE
-from pipelines.cli_common import AsOfOpt, ParamsOpt, fail, handled, load_params, parse_when
+from pipelines.cli_common import AsOfOpt, DataOpt, ParamsOpt, fail, handled, load_params, parse_when
 from pipelines.env import configure
 
 app = typer.Typer(
@@ -47,9 +47,6 @@ ScenarioOpt = Annotated[
         "[params: generate.scenarios; given here, replaces them].",
     ),
 ]
-FeaturesDataOpt = Annotated[
-    Path | None, typer.Option("--data", help="CRM folder [params: paths.raw].")
-]
 FeaturesOutOpt = Annotated[
     Path | None,
     typer.Option("--out", help="Folder for features/labels.parquet [params: paths.features]."),
@@ -66,9 +63,27 @@ MarkdownOpt = Annotated[
 ]
 
 
+def _print_version(asked: bool) -> None:
+    """``--version``: the installed package's version (its metadata), then exit 0."""
+    if asked:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            typer.echo(f"dealcast {version('dealcast')}")
+        except PackageNotFoundError:  # run from a source tree that was never installed
+            typer.echo("dealcast (not installed: no package metadata)")
+        raise typer.Exit()
+
+
 @app.callback()
 def main(
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging.")] = False,
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_print_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
 ) -> None:
     """Keep tools offline and their state in this folder, and set up logging."""
     configure(Path.cwd(), verbose=verbose)
@@ -161,7 +176,7 @@ def validate(
 @app.command("features")
 @handled
 def features_command(
-    data: FeaturesDataOpt = None,
+    data: DataOpt = None,
     out: FeaturesOutOpt = None,
     as_of: SnapshotOpt = None,
     list_: ListOpt = False,

@@ -27,22 +27,30 @@ def handled(command: Callable) -> Callable:
     """Turn a step's input error into one clear message and exit code 2 (no traceback).
 
     A file-system error that no step turned into a message (a disk that filled up, a file
-    that vanished, a name the file system refuses) also exits 2, naming the file.
+    that vanished, a name the file system refuses) also exits 2, naming the file. Each long
+    step prints one line with its timing on stderr as it finishes (:mod:`pipelines.progress`).
     """
 
     @functools.wraps(command)
     def wrapper(*args, **kwargs):
         from features.snapshots import TooManySnapshotsError
+        from pipelines.progress import shown
         from pipelines.steps import StepError
 
         try:
-            return command(*args, **kwargs)
+            with shown(progress_line):
+                return command(*args, **kwargs)
         except (StepError, TooManySnapshotsError) as exc:
             raise fail(str(exc)) from None
         except OSError as exc:
             raise fail(os_error_message(exc)) from None
 
     return wrapper
+
+
+def progress_line(line: str) -> None:
+    """A step's line, on stderr: stdout is the command's result."""
+    typer.echo(line, err=True)
 
 
 def os_error_message(exc: OSError) -> str:

@@ -35,18 +35,13 @@ def forecast_command(
     nothing: the backtest against the stage-weighted and rep-close-date forecasts is
     written by `dealcast train` and shown here when it was computed on this CRM."""
     from pipelines.forecasting import format_forecast, run_forecast
-    from pipelines.steps import clock_of
     from pipelines.tracking_champion import champion_of
 
     p = load_params(params)
-    champion, where = champion_of(p), Catalog(p.paths)
-    run = run_forecast(
-        folder=data or p.paths.raw, out=out or where.forecast, backtest=where.backtest,
-        funnel=p.funnel.to_funnel(), features=p.features, forecast=p.forecast,
-        champion=champion, horizon_days=champion.horizon_days or p.train.horizon_days,
-        as_of=parse_when(as_of, option="--as-of"), seed=p.base.seed,
-        clock=clock_of(p.validate_.as_of),
-    )  # fmt: skip
+    champion = champion_of(p)
+    run = run_forecast(p, champion, folder=data or p.paths.raw,
+                       out=out or Catalog(p.paths).forecast,
+                       as_of=parse_when(as_of, option="--as-of"))  # fmt: skip
     typer.echo(format_forecast(run))
     typer.echo(f"model: {champion.close_version}")
     if track:
@@ -57,12 +52,6 @@ def forecast_command(
 
 def _track(run, p, *, model_version: str) -> None:
     """Log the forecast run to MLflow and say which run it is."""
-    from pipelines.tracking import experiment_name, track_forecast
+    from pipelines.tracking import track_forecast
 
-    run_id = track_forecast(
-        run,
-        params=p.model_dump(by_alias=True, mode="json"),
-        experiment=experiment_name(p.evaluate.experiment),
-        model_version=model_version,
-    )
-    typer.echo(f"mlflow run {run_id}")
+    typer.echo(f"mlflow run {track_forecast(run, p, model_version=model_version)}")

@@ -109,14 +109,8 @@ def salesforce(
 ) -> None:
     """Import Salesforce exports (Data Loader or report CSV/Excel, API or label names)."""
     from crm.importers.salesforce import import_salesforce
-    from crm.importers.vendor import load_vendor_map
 
-    def run(funnel):
-        options = load_vendor_map(
-            map_file, date_format=date_format or None, timezone=timezone, decimal=decimal
-        )
-        return import_salesforce(source, funnel=funnel, options=options)
-
+    run = _vendor(import_salesforce, source, map_file, date_format, timezone, decimal)
     _import(run, inputs=source, out=out, fmt=fmt, report=report, params=params, force=force)
 
 
@@ -143,15 +137,22 @@ def hubspot(
     """Import HubSpot exports: deals (with "Date entered" stage columns), companies, and
     calls / emails / meetings / notes."""
     from crm.importers.hubspot import import_hubspot
+
+    run = _vendor(import_hubspot, source, map_file, date_format, timezone, decimal)
+    _import(run, inputs=source, out=out, fmt=fmt, report=report, params=params, force=force)
+
+
+def _vendor(importer: Callable, source: Path, map_file, date_format, timezone, decimal):
+    """``importer`` of ``source`` with the vendor map's options (read when it runs)."""
     from crm.importers.vendor import load_vendor_map
 
     def run(funnel):
         options = load_vendor_map(
             map_file, date_format=date_format or None, timezone=timezone, decimal=decimal
         )
-        return import_hubspot(source, funnel=funnel, options=options)
+        return importer(source, funnel=funnel, options=options)
 
-    _import(run, inputs=source, out=out, fmt=fmt, report=report, params=params, force=force)
+    return run
 
 
 ConfigOpt = Annotated[

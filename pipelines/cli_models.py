@@ -3,6 +3,7 @@ backtest, register, summarise, and run the Prefect flows."""
 
 from __future__ import annotations
 
+import gc
 import os
 from pathlib import Path
 from typing import Annotated
@@ -60,48 +61,23 @@ def train_command(
 
 def _train(p, *, data: Path | None, as_of: str | None, track: bool, accept: bool) -> None:
     from pipelines.modelling import run_train_with_backtest
-    from pipelines.steps import clock_of, load_usable
+    from pipelines.modelling_report import format_run
+    from pipelines.steps import load_for
 
-    clock = clock_of(p.validate_.as_of)
     if track:
-        from pipelines.tracking import recover
+        from pipelines.tracking import recover_registry
 
-        for note in recover(experiment=p.evaluate.experiment,
-                            close_model_name=p.evaluate.close_model_name,
-                            next_stage_model_name=p.evaluate.next_stage_model_name):  # fmt: skip
+        for note in recover_registry(p):
             typer.echo(note)
-    folder, funnel = data or p.paths.raw, p.funnel.to_funnel()
-    crm = load_usable(folder, funnel=funnel, data_end=p.features.data_end, clock=clock)
+    folder = data or p.paths.raw
     run, backtest = run_train_with_backtest(
-        folder=folder,
-        funnel=funnel,
-        features=p.features,
-        train=p.train,
-        seed=p.base.seed,
-        as_of=parse_when(as_of, option="--as-of"),
-        test_days=p.evaluate.test_days,
-        ece_bins=p.evaluate.ece_bins,
-        backtest_out=Catalog(p.paths).backtest,
-        data=crm,
-        forecast=p.forecast,
+        p, folder=folder, data=load_for(p, folder), as_of=parse_when(as_of, option="--as-of")
     )
     if backtest is not None:
         typer.echo("backtest of these settings (decides promotion):")
-        typer.echo(_indent(format_run(backtest)))
+        typer.echo("\n".join(f"  {line}" for line in format_run(backtest).splitlines()))
         typer.echo("model to serve:")
-    gate = _gate(p, accept=accept, clock=clock)
-    _echo_run(run, p, command="train", track=track, backtest=backtest, gate=gate)
-
-
-def _gate(p, *, accept: bool, clock):
-    from pipelines.tracking import Gate
-
-    return Gate(
-        min_gain=p.evaluate.promote_min_log_loss_gain,
-        max_rewrite_share=p.evaluate.max_history_rewrite_share,
-        accept_rewritten_history=accept,
-        clock=clock,
-    )
+    _echo_run(run, p, command="train", track=track, backtest=backtest, accept=accept)
 
 
 @handled
@@ -128,38 +104,51 @@ def evaluate_command(
 ) -> None:
     """Backtest: train at --as-of, score the deals open at later snapshots, compare."""
     from pipelines.modelling import run_evaluate
+    from pipelines.progress import step
 
     p = load_params(params)
-    run = run_evaluate(
-        folder=data or p.paths.raw,
-        funnel=p.funnel.to_funnel(),
-        features=p.features,
-        train=p.train,
-        seed=p.base.seed,
-        # writes nothing without --out: a backtest's model never serves
-        as_of=parse_when(as_of, option="--as-of"),
-        test_days=p.evaluate.test_days,
-        out=out,
-        ece_bins=p.evaluate.ece_bins,
-    )
+    with step("backtested these settings") as done:
+        run = run_evaluate(
+            folder=data or p.paths.raw, funnel=p.funnel.to_funnel(), features=p.features,
+            train=p.train, seed=p.base.seed, as_of=parse_when(as_of, option="--as-of"),
+            test_days=p.evaluate.test_days, ece_bins=p.evaluate.ece_bins,
+            out=out,  # writes nothing without --out: a backtest's model never serves
+        )  # fmt: skip
+        done.detail = f"trained at {run.prepared.cutoff.date()}, tested after"
     _echo_run(run, p, command="evaluate", track=track)
 
 
-def _echo_run(run, p, *, command: str, track: bool, backtest=None, gate=None) -> None:
-    """Print the run, log it (``track``), and for ``train`` write its lineage record."""
-    from pipelines.catalog import write_trained
-    from pipelines.modelling_artifacts import trained_record
+def _echo_run(run, p, *, command: str, track: bool, backtest=None, accept=False) -> None:
+    """Print the run, log it (``track``; for ``train`` register, gate and write its lineage
+    record: :func:`pipelines.tracking.log_train`), print what was written."""
     from pipelines.modelling_report import format_run
 
     typer.echo(format_run(run))
-    experiment, promotions = _log(run, p, command=command, backtest=backtest, gate=gate) if (
-        track) else (None, [])  # fmt: skip
-    if command == "train":
-        record = trained_record(run, promotions, experiment=experiment)
-        run.files["lineage"] = write_trained(Catalog(p.paths).trained, record)
+    experiment, run_id, promotions = _log(run, p, command=command, track=track,
+                                          backtest=backtest, accept=accept)  # fmt: skip
+    if track:
+        typer.echo(f"mlflow run {run_id} (experiment {experiment})")
+        for promo in promotions:
+            typer.echo(f"  {promo.model} {promo.label}: {promo.reason}")
     files = {f"backtest {k}": v for k, v in (backtest.files if backtest else {}).items()}
     for name, path in (files | run.files).items():
         typer.echo(f"wrote {name:<21} {path}")
+
+
+def _log(run, p, *, command: str, track: bool, backtest, accept: bool) -> tuple:
+    """(experiment, MLflow run id, promotions) of logging the run, a timed step."""
+    from pipelines.progress import step
+    from pipelines.tracking import log_train
+    from pipelines.tracking import track as log_run
+
+    if command == "train":
+        what = "logged and registered in MLflow" if track else "wrote the lineage record"
+        with step(what):
+            return log_train(run, backtest, p, accept=accept, tracked=track)
+    if not track:
+        return None, None, []
+    with step("logged the run in MLflow"):
+        return log_run(run, p, command=command)
 
 
 @handled
@@ -178,29 +167,6 @@ def metrics_command(
     path, numbers = run_metrics(backtest=where.backtest, out=out or where.metrics)
     typer.echo(format_metrics(numbers))
     typer.echo(f"wrote {path}")
-
-
-def _log(run, p, *, command: str, backtest, gate) -> tuple[str, list]:
-    """Log ``run`` in MLflow (register and gate for ``train``); (experiment, promotions).
-
-    Under ``dvc exp run`` the run goes to the ``-dvc-exp`` experiment and a pair is
-    registered only if the gate promotes it."""
-    from pipelines.steps import spec_of
-    from pipelines.tracking import dvc_experiment, experiment_name
-    from pipelines.tracking import track as log_run
-
-    experiment = experiment_name(p.evaluate.experiment)
-    run_id, promotions = log_run(
-        run, command=command, params=p.model_dump(by_alias=True, mode="json"),
-        experiment=experiment, close_model_name=p.evaluate.close_model_name,
-        next_stage_model_name=p.evaluate.next_stage_model_name, spec=spec_of(p.features),
-        gate=gate, backtest=backtest, register=command == "train",
-        promoted_only=dvc_experiment() is not None,
-    )  # fmt: skip
-    typer.echo(f"mlflow run {run_id} (experiment {experiment})")
-    for promo in promotions:
-        typer.echo(f"  {promo.model} {promo.label}: {promo.reason}")
-    return experiment, promotions
 
 
 @handled
@@ -227,7 +193,7 @@ def flow_command(
 
     if name not in FLOWS:
         raise fail(f"no flow {name!r}; flows: {', '.join(FLOWS)}")
-    result = FLOWS[name](params_file=str(params), data=_str(data), as_of=as_of)
+    result = FLOWS[name](params_file=str(params), data=data and str(data), as_of=as_of)
     lines = result.lines() if name == "train" else [f"wrote {f}" for f in result.files.values()]
     typer.echo("\n".join([f"flow {name} finished", *lines]))
 
@@ -237,35 +203,50 @@ def schedule_command(params: ParamsOpt = Path(PARAMS_FILE)) -> None:
     """Serve the daily_score flow on the cron in params.yaml (runs until stopped).
 
     Needs a Prefect server (its scheduler creates the runs): `make prefect-ui` in another
-    terminal, then PREFECT_API_URL=http://127.0.0.1:4200/api dealcast schedule."""
+    terminal, then PREFECT_API_URL=http://127.0.0.1:4200/api dealcast schedule. Ctrl-C
+    stops it (pausing the schedule on the server); if the server goes away it exits 1."""
     p = load_params(params)
-    if not os.environ.get("PREFECT_API_URL"):
+    url = os.environ.get("PREFECT_API_URL")
+    if not url:
         raise fail(
             "a schedule needs a running Prefect server (the temporary one cannot schedule): "
             "start one with `make prefect-ui` (or `prefect server start`) in another terminal, "
             "then run PREFECT_API_URL=http://127.0.0.1:4200/api dealcast schedule"
         )
-    from prefect.schedules import Cron
-
-    from pipelines.flows import daily_score_flow
-
-    typer.echo(f"serving daily_score on '{p.schedule.cron}' ({p.schedule.timezone}); Ctrl-C stops")
-    daily_score_flow.serve(
-        name="dealcast-daily-score",
-        schedule=Cron(p.schedule.cron, timezone=p.schedule.timezone),
-        parameters={"params_file": str(params.resolve())},
+    stopped = _serve_schedule(p, params=params, url=url)
+    typer.echo(
+        "stopped; the schedule is paused on the server until the next `dealcast schedule`"
+        if stopped.paused
+        else "stopped; the schedule was not paused on the server (it did not answer)"
     )
 
 
-def _str(path: Path | None) -> str | None:
-    return None if path is None else str(path)
+def _serve_schedule(p, *, params: Path, url: str):
+    """:func:`pipelines.schedule.serve_schedule` of the daily_score flow; clean exits."""
+    from prefect.schedules import Cron
 
+    from pipelines.flows import daily_score_flow
+    from pipelines.schedule import NoServerError, ServerGoneError, serve_schedule
 
-def _indent(text: str) -> str:
-    return "\n".join(f"  {line}" for line in text.splitlines())
-
-
-def format_run(run) -> str:
-    from pipelines.modelling_report import format_run as _format
-
-    return _format(run)
+    try:
+        return serve_schedule(
+            daily_score_flow, name="dealcast-daily-score", api_url=url, echo=typer.echo,
+            schedule=Cron(p.schedule.cron, timezone=p.schedule.timezone),
+            when=f"at '{p.schedule.cron}' ({p.schedule.timezone})",
+            parameters={"params_file": str(params.resolve())},
+        )  # fmt: skip
+    except NoServerError as exc:
+        raise fail(
+            f"{exc}: start one with `make prefect-ui` (or `prefect server start`) in "
+            "another terminal, or point PREFECT_API_URL at a running one"
+        ) from None
+    except ServerGoneError as exc:
+        raise fail(
+            f"{exc}; the schedule stopped. Start the server again (`make prefect-ui`) "
+            "and rerun `dealcast schedule`",
+            code=1,
+        ) from None
+    finally:
+        # Nothing is left to run: spare the ~2 s the interpreter would spend collecting
+        # Prefect's, MLflow's and pandas' objects on exit, so Ctrl-C returns at once.
+        gc.freeze()

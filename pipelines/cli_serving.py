@@ -16,6 +16,7 @@ from pipelines.cli_forecast import forecast_command
 def register(app: typer.Typer) -> None:
     """Add the commands to ``app`` in the order ``dealcast --help`` lists them."""
     app.command("score")(score_command)
+    app.command("explain")(explain_command)
     app.command("serve")(serve_command)
     app.command("forecast")(forecast_command)
     app.command("report")(report_command)
@@ -53,24 +54,40 @@ def score_command(
     """Rank every open deal with the champion models; write prioritised_leads_<DATE>.*"""
     from pipelines.io import writable_folder
     from pipelines.scoring import format_score, run_score
-    from pipelines.steps import clock_of
     from pipelines.tracking_champion import champion_of
 
     p = load_params(params)
     when = parse_when(as_of, option="--as-of")
     writable_folder(out or p.paths.exports, what="--out")  # before loading the models
     champion = champion_of(p)
-    run = run_score(
-        folder=data or p.paths.raw, out=out or p.paths.exports, funnel=p.funnel.to_funnel(),
-        features=p.features, score=p.score, champion=champion,
-        horizon_days=champion.horizon_days or p.train.horizon_days, as_of=when,
-        owners=tuple(owner or ()), clock=clock_of(p.validate_.as_of),
-    )  # fmt: skip
+    run = run_score(p, champion, folder=data or p.paths.raw, out=out or p.paths.exports,
+                    as_of=when, owners=tuple(owner or ()))  # fmt: skip
     typer.echo(format_score(run))
     next_stage = champion.next_stage_version or "no next-stage model"
     typer.echo(f"models: {champion.close_version}, {next_stage}")
     for name, path in run.files.items():
         typer.echo(f"wrote {len(run.leads):>8,} rows  {name:<8} {path}")
+
+
+@handled
+def explain_command(
+    deal_id: Annotated[str, typer.Argument(help="The deal's id (deals.deal_id).")],
+    data: DataOpt = None,
+    as_of: ScoreAsOfOpt = None,
+    params: ParamsOpt = Path(PARAMS_FILE),
+) -> None:
+    """One deal explained: p_win and next stage beside the stage table, every driver up and
+    down with its value, and what was said at past snapshots."""
+    from pipelines.explaining import run_explain
+    from pipelines.tracking_champion import champion_of
+
+    p = load_params(params)
+    when = parse_when(as_of, option="--as-of")
+    champion = champion_of(p)
+    explained = run_explain(p, champion, folder=data or p.paths.raw, deal_id=deal_id,
+                            as_of=when)  # fmt: skip
+    typer.echo("\n".join(explained.lines()))
+    typer.echo(f"models: {champion.close_version}, {champion.next_stage_version or 'none'}")
 
 
 @handled
@@ -144,6 +161,7 @@ def report_command(
         as_of=parse_when(as_of, option="--as-of"),
         data_end=parse_when(data_end, option="features.data_end") if data_end else None,
         ece_bins=p.evaluate.ece_bins, clock=clock_of(p.validate_.as_of),
+        currency=p.funnel.currency, change_threshold=p.score.change_threshold,
     )  # fmt: skip
     for message in run.messages:
         typer.echo(message)

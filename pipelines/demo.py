@@ -25,6 +25,7 @@ import pandas as pd
 
 from pipelines.catalog import DVC_PROJECT, MLFLOW_DB, PARAMS_FILE, PREFECT_HOME, Catalog
 from pipelines.params import Params
+from pipelines.progress import step
 from pipelines.steps import Echo, indent, run_generate, validate_folder, validation_as_of
 
 if TYPE_CHECKING:
@@ -69,10 +70,11 @@ def _generate_and_validate(p: Params, where: Catalog, *, echo: Echo) -> bool:
     for name, (path, rows) in written.items():
         echo(f"      {name:<14}{rows:>10,} rows  {path}")
     echo(f"[2/{STEPS}] validating {where.raw}/ against the data contract")
-    result = validate_folder(
-        where.raw, funnel=funnel, as_of=validation_as_of(p.validate_.as_of),
-        horizon_days=p.train.horizon_days, test_days=p.evaluate.test_days,
-    )  # fmt: skip
+    with step(f"validated {where.raw}"):
+        result = validate_folder(
+            where.raw, funnel=funnel, as_of=validation_as_of(p.validate_.as_of),
+            horizon_days=p.train.horizon_days, test_days=p.evaluate.test_days,
+        )  # fmt: skip
     write_json_atomic(where.validation_report, result.report.to_dict())
     echo(indent(result.report.to_text()))
     if result.data is None:
@@ -123,11 +125,13 @@ def _report(p: Params, *, as_of: pd.Timestamp) -> ReportRun:
     from pipelines.reporting import run_report
 
     where = Catalog(p.paths)
-    return run_report(
-        folder=where.raw, out=where.funnel, funnel=p.funnel.to_funnel(),
-        backtest=where.backtest, forecast=where.forecast,
-        exports=where.exports, as_of=as_of, ece_bins=p.evaluate.ece_bins,
-    )  # fmt: skip
+    with step("wrote the funnel report"):
+        return run_report(
+            folder=where.raw, out=where.funnel, funnel=p.funnel.to_funnel(),
+            backtest=where.backtest, forecast=where.forecast,
+            exports=where.exports, as_of=as_of, ece_bins=p.evaluate.ece_bins,
+            currency=p.funnel.currency, change_threshold=p.score.change_threshold,
+        )  # fmt: skip
 
 
 def _headline(where: Catalog, *, params_file: Path) -> str:

@@ -23,6 +23,7 @@ from features.build import build_feature_set
 from features.snapshots import snapshot_dates
 from pipelines.catalog import features_files
 from pipelines.params import FeaturesParams
+from pipelines.progress import step
 from pipelines.steps import StepError, as_utc, clock_of, data_end_of, load_usable, spec_of
 
 log = logging.getLogger(__name__)
@@ -57,11 +58,12 @@ def run_features(
         dates = snapshot_dates(start, end, settings.freq)
     if len(dates) and dates.max() > data_end:
         raise StepError(f"the last snapshot {dates.max()} is after data_end {data_end}")
-    log.info("building features for %d snapshot(s), data_end %s", len(dates), data_end)
-    built = build_feature_set(
-        data, as_of_dates=dates, funnel=funnel, horizons_days=settings.horizons_days,
-        data_end=data_end, **spec_of(settings).build_kwargs(),
-    )  # fmt: skip
+    log.debug("building features for %d snapshot(s), data_end %s", len(dates), data_end)
+    with step(f"built features and labels at {len(dates):,} snapshot(s)"):
+        built = build_feature_set(
+            data, as_of_dates=dates, funnel=funnel, horizons_days=settings.horizons_days,
+            data_end=data_end, **spec_of(settings).build_kwargs(),
+        )  # fmt: skip
     files = {}
     for name, path in features_files(out).items():
         frame = built.features if name == "features" else built.labels

@@ -19,16 +19,16 @@ from pathlib import Path
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from pipelines.catalog import PARAMS_FILE, Catalog, write_trained
+from pipelines.catalog import PARAMS_FILE, Catalog
 from pipelines.forecasting import format_forecast, run_forecast
 from pipelines.lock import project_lock
 from pipelines.modelling import run_train_with_backtest
-from pipelines.modelling_artifacts import trained_record
 from pipelines.modelling_report import format_run
 from pipelines.params import Params, load_params
+from pipelines.progress import step
 from pipelines.scoring import format_score, run_score
-from pipelines.steps import StepError, as_utc, clock_of, load_usable, spec_of
-from pipelines.tracking import Gate, dvc_experiment, experiment_name, recover, track
+from pipelines.steps import StepError, as_utc, load_for
+from pipelines.tracking import log_train, recover_registry
 from pipelines.tracking_champion import champion_of
 
 REGISTRY_RETRIES = 2
@@ -55,8 +55,7 @@ class Trained:
 @task(name="load and validate", cache_policy=NO_CACHE)
 def load_crm_task(folder: Path, p: Params):
     """The validated CRM; fails the flow with the validation report if it is not usable."""
-    data = load_usable(folder, funnel=p.funnel.to_funnel(), data_end=p.features.data_end,
-                       clock=clock_of(p.validate_.as_of))  # fmt: skip
+    data = load_for(p, folder)
     get_run_logger().info("%s: %d deals, tables %s", folder, len(data.deals), data.present())
     return data
 
@@ -65,12 +64,7 @@ def load_crm_task(folder: Path, p: Params):
 def fit_task(data, folder: Path, p: Params, as_of):
     """The backtest that gates promotion, the fit on everything known at as_of, then the
     revenue forecast's backtest (written beside the first)."""
-    final, backtest = run_train_with_backtest(
-        folder=folder, funnel=p.funnel.to_funnel(), features=p.features, train=p.train,
-        seed=p.base.seed, as_of=as_of, test_days=p.evaluate.test_days,
-        ece_bins=p.evaluate.ece_bins, backtest_out=Catalog(p.paths).backtest, data=data,
-        forecast=p.forecast,
-    )  # fmt: skip
+    final, backtest = run_train_with_backtest(p, folder=folder, data=data, as_of=as_of)
     logger = get_run_logger()
     for line in format_run(backtest or final).splitlines():
         logger.info(line)
@@ -79,32 +73,16 @@ def fit_task(data, folder: Path, p: Params, as_of):
     return final, backtest
 
 
-@task(
-    name="register",
-    cache_policy=NO_CACHE,
-    retries=REGISTRY_RETRIES,
-    retry_delay_seconds=2,
-)
+@task(name="register", cache_policy=NO_CACHE, retries=REGISTRY_RETRIES, retry_delay_seconds=2)
 def register_task(final, backtest, p: Params) -> tuple[str, list]:
     """Log the run in MLflow, register the models, apply the champion gate and write the
-    lineage record DVC tracks (under ``dvc exp run``: see :func:`pipelines.tracking.track`)."""
-    names = {"close_model_name": p.evaluate.close_model_name,
-             "next_stage_model_name": p.evaluate.next_stage_model_name}  # fmt: skip
-    for note in recover(experiment=p.evaluate.experiment, **names):
+    lineage record DVC tracks (:func:`pipelines.tracking.log_train`)."""
+    for note in recover_registry(p):
         get_run_logger().warning(note)
-    gate = Gate(min_gain=p.evaluate.promote_min_log_loss_gain,
-                max_rewrite_share=p.evaluate.max_history_rewrite_share,
-                accept_rewritten_history=False, clock=clock_of(p.validate_.as_of))  # fmt: skip
-    experiment = experiment_name(p.evaluate.experiment)
-    run_id, promotions = track(
-        final, command="train", params=p.model_dump(by_alias=True, mode="json"),
-        experiment=experiment, spec=spec_of(p.features), gate=gate, backtest=backtest,
-        register=True, promoted_only=dvc_experiment() is not None, **names,
-    )  # fmt: skip
+    with step("logged and registered in MLflow"):
+        _, run_id, promotions = log_train(final, backtest, p)
     for promo in promotions:
         get_run_logger().info("%s %s: %s", promo.model, promo.label, promo.reason)
-    record = trained_record(final, promotions, experiment=experiment)
-    final.files["lineage"] = write_trained(Catalog(p.paths).trained, record)
     return run_id, promotions
 
 
@@ -122,11 +100,9 @@ def champion_task(p: Params):
 @task(name="score and export", cache_policy=NO_CACHE)
 def score_task(data, out: Path, p: Params, champion, as_of, *, folder: Path):
     """The prioritised-leads export of ``data``, the validated CRM of ``folder``."""
-    run = run_score(
-        folder=folder, out=out, funnel=p.funnel.to_funnel(), features=p.features,
-        score=p.score, champion=champion,
-        horizon_days=champion.horizon_days or p.train.horizon_days, as_of=as_of, data=data,
-    )  # fmt: skip
+    with step("scored and exported") as done:
+        run = run_score(p, champion, folder=folder, out=out, as_of=as_of, data=data)
+        done.detail = f"{run.open_deals:,} deals open at {run.as_of:%Y-%m-%d}"
     for line in format_score(run).splitlines():
         get_run_logger().info(line)
     return run
@@ -136,12 +112,8 @@ def score_task(data, out: Path, p: Params, champion, as_of, *, folder: Path):
 def forecast_task(data, out: Path, p: Params, champion, as_of):
     """Revenue per month and quarter with P10/P50/P90 from ``data`` (the validated CRM),
     and train's backtest of it; fits nothing."""
-    run = run_forecast(
-        data=data, out=out, backtest=Catalog(p.paths).backtest, funnel=p.funnel.to_funnel(),
-        features=p.features, forecast=p.forecast, champion=champion,
-        horizon_days=champion.horizon_days or p.train.horizon_days, as_of=as_of,
-        seed=p.base.seed,
-    )  # fmt: skip
+    with step("forecast revenue (no fit)"):
+        run = run_forecast(p, champion, out=out, as_of=as_of, data=data)
     for line in format_forecast(run).splitlines():
         get_run_logger().info(line)
     return run

@@ -17,7 +17,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import math
 import os
 import secrets
 import shutil
@@ -57,19 +56,6 @@ def _umask() -> int:
 def write_text_atomic(path: Path, text: str) -> None:
     """UTF-8 text with ``\n`` line endings, written atomically."""
     write_bytes_atomic(path, text.encode("utf-8"))
-
-
-def clean_json(value):
-    """NaN/inf -> None (strict JSON), numpy scalars -> Python."""
-    if isinstance(value, dict):
-        return {str(k): clean_json(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [clean_json(v) for v in value]
-    if hasattr(value, "item") and not isinstance(value, str):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
 
 
 def write_json_atomic(path: Path, payload: Any) -> None:

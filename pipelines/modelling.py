@@ -26,17 +26,23 @@ from features.history_start import history_start
 from models import backtest
 from models.backtest import Prepared
 from models.backtest_report import guard_messages, no_labels_messages
-from models.baselines import LogisticBaseline, StageRateTable
-from models.close_probability import CloseProbabilityModel
-from models.hazard import HazardCloseModel
-from models.next_stage import NextStageModel
+from models.model_set import model_set
 from models.splits import ShortHistoryError
 from models.train import TrainingError
-from pipelines.catalog import model_folder
+from pipelines.catalog import Catalog, model_folder
 from pipelines.modelling_artifacts import write_evaluation, write_forecast_backtest, write_models
 from pipelines.modelling_report import ForecastBacktest, ModellingRun
-from pipelines.params import FeaturesParams, ForecastParams, TrainParams
-from pipelines.steps import StepError, as_utc, data_end_of, fingerprint, load_and_validate, spec_of
+from pipelines.params import FeaturesParams, ForecastParams, Params, TrainParams
+from pipelines.progress import step
+from pipelines.steps import (
+    StepError,
+    as_utc,
+    clock_of,
+    data_end_of,
+    fingerprint,
+    load_usable,
+    spec_of,
+)
 from serving.forecast_run import backtest_plan, empty_backtest, forecast_backtest
 
 log = logging.getLogger(__name__)
@@ -61,7 +67,8 @@ def prepare(
             f"train.horizon_days {train.horizon_days} is not one of features.horizons_days "
             f"{list(features.horizons_days)}"
         )
-    data = load_usable(folder, funnel=funnel) if data is None else data
+    if data is None:
+        data = load_usable(folder, funnel=funnel, data_end=None, clock=clock_of(None))
     data_end = data_end_of(data, data_end=features.data_end)
     data_end = data_end if known_until is None else min(data_end, known_until)
     start = as_utc(features.start) if features.start else None
@@ -78,37 +85,13 @@ def prepare(
     except (ShortHistoryError, backtest.BacktestError) as exc:
         raise StepError(str(exc)) from None
     n_dates = int((prepared.dates <= prepared.cutoff).sum())
-    log.info("cutoff %s: %d training snapshot dates", prepared.cutoff.date(), n_dates)
+    log.debug("cutoff %s: %d training snapshot dates", prepared.cutoff.date(), n_dates)
     return prepared
-
-
-def load_usable(folder: Path, *, funnel: Funnel) -> CRMData:
-    """The validated CRM of ``folder``; ``StepError`` with the report if it is not usable."""
-    result = load_and_validate(folder, funnel=funnel, as_of=None)
-    if result.data is None:
-        raise StepError(f"{folder}: the CRM data is not usable\n{result.report.to_text()}")
-    return result.data
 
 
 def estimators(train: TrainParams, *, states: tuple[str, ...], seed: int) -> dict:
     """Unfitted estimators with every setting from ``params.yaml``."""
-    c, n = train.close.model_dump(), train.next_stage.model_dump()
-    guard = {"blend_weights": train.blend_weights, "guard_z": train.guard_z}
-    shared = guard | {"stage_prior_strength": train.stage_prior_strength,
-                      "probability_floor": train.probability_floor, "n_jobs": train.n_jobs,
-                      "random_state": seed}  # fmt: skip
-    calibration = {"calibration_fraction": train.calibration_fraction}
-    return {
-        "close": HazardCloseModel(**c, **train.hazard.model_dump(), **shared,
-                                  horizon_days=train.horizon_days, drift_max=train.drift_max),
-        "fixed_horizon": CloseProbabilityModel(**c, **shared, **calibration,
-                                               calibration=train.calibration,
-                                               min_isotonic_rows=train.min_isotonic_rows),
-        "stage_rate": StageRateTable(prior_strength=train.stage_prior_strength),
-        "logreg": LogisticBaseline(C=train.logreg_c, random_state=seed),
-        "next_stage": NextStageModel(states=states, **n, **calibration, **guard,
-                                     random_state=seed),
-    }  # fmt: skip
+    return model_set(states=states, seed=seed, **train.model_dump(exclude={"explain_top_n"}))
 
 
 def fit_close_at(
@@ -207,41 +190,36 @@ def run_evaluate(
 
 
 def run_train_with_backtest(
-    *,
-    folder: Path,
-    funnel: Funnel,
-    features: FeaturesParams,
-    train: TrainParams,
-    seed: int,
-    as_of: pd.Timestamp | None,
-    test_days: int,
-    ece_bins: int,
-    backtest_out: Path,
-    data: CRMData | None = None,
-    forecast: ForecastParams | None = None,
+    p: Params, *, folder: Path, data: CRMData, as_of: pd.Timestamp | None
 ) -> tuple[ModellingRun, ModellingRun | None]:
-    """The model to serve, fitted on everything known at ``as_of`` (default: the data's
-    end), and the backtest of the same settings (trained ``horizon + test_days`` before,
-    tested on the snapshots after that with only what was known at ``as_of``) that decides
-    whether it may serve: ``None`` when the data is too short (the reason is in the final
-    run's messages). With ``forecast`` the revenue forecast's backtest runs too, written
-    into ``backtest_out`` (:func:`run_forecast_backtest`)."""
-    data = load_usable(folder, funnel=funnel) if data is None else data
-    common = {"folder": folder, "funnel": funnel, "features": features, "train": train,
-              "seed": seed, "data": data}  # fmt: skip
+    """``train``'s fits under params ``p``: the model to serve, fitted on everything known at
+    ``as_of`` (default: the data's end), and the backtest of the same settings (trained
+    ``horizon + test_days`` before, tested on the snapshots after that with only what was
+    known at ``as_of``) that decides whether it may serve: ``None`` when the data is too
+    short (the reason is in the final run's messages). Then the revenue forecast's backtest
+    (:func:`run_forecast_backtest`); both backtests are written into train's backtest
+    folder. ``data`` is the validated CRM of ``folder``."""
+    out = Catalog(p.paths).backtest
+    common = {"folder": folder, "funnel": p.funnel.to_funnel(), "features": p.features,
+              "train": p.train, "seed": p.base.seed, "data": data}  # fmt: skip
     tested, reason = None, ""
     try:
-        tested = run_evaluate(**common, as_of=None, test_days=test_days, out=backtest_out,
-                              ece_bins=ece_bins, known_until=as_of)  # fmt: skip
+        with step("backtested these settings (decides promotion)") as done:
+            tested = run_evaluate(**common, as_of=None, test_days=p.evaluate.test_days, out=out,
+                                  ece_bins=p.evaluate.ece_bins, known_until=as_of)  # fmt: skip
+            done.detail = f"trained at {tested.prepared.cutoff.date()}, tested after"
     except StepError as exc:
         reason = f"no backtest, so no champion gate: {str(exc).splitlines()[0]}"
-    final = run_train(**common, artifacts=None, as_of=as_of)
+    with step("fitted the model to serve") as done:
+        final = run_train(**common, artifacts=None, as_of=as_of)
+        done.detail = f"trained at {final.prepared.cutoff.date()}"
     final.messages += [reason] if reason else []
-    if forecast is not None:
-        made = run_forecast_backtest(data, funnel=funnel, features=features, train=train,
-                                     forecast=forecast, seed=seed, as_of=as_of)  # fmt: skip
-        made.files = write_forecast_backtest(backtest_out, made)
-        final.forecast_backtest, final.files = made, final.files | made.files
+    with step("backtested the revenue forecast"):
+        made = run_forecast_backtest(data, funnel=common["funnel"], features=p.features,
+                                     train=p.train, forecast=p.forecast, seed=p.base.seed,
+                                     as_of=as_of)  # fmt: skip
+    made.files = write_forecast_backtest(out, made)
+    final.forecast_backtest, final.files = made, final.files | made.files
     return final, tested
 
 

@@ -15,9 +15,10 @@ import joblib
 import pandas as pd
 
 from crm.write import write_frame
-from models.explain import model_drivers
+from models.metric_tree import clean_json
+from models.run_outputs import backtest_charts, feature_list, latest_drivers
 from pipelines.catalog import evaluation_files, forecast_backtest_files, model_files
-from pipelines.io import clean_json, write_json_atomic  # noqa: F401 - clean_json re-exported
+from pipelines.io import write_json_atomic
 from pipelines.params import TrainParams
 from pipelines.steps import fingerprint  # noqa: F401 - re-exported
 
@@ -36,10 +37,10 @@ def write_evaluation(
     files = {"metrics": names["metrics"], "predictions": names["predictions"]}
     write_json_atomic(files["metrics"], clean_json(run.metrics))
     write_frame(run.predictions, files["predictions"])
-    for name, fig in charts(run.predictions, ece_bins=ece_bins).items():
+    for name, fig in backtest_charts(run.predictions, ece_bins=ece_bins).items():
         files[name] = names[name]
         fig.savefig(files[name], dpi=110)
-    drivers = explain_latest(run.models, test_features, top_n=train.explain_top_n)
+    drivers = latest_drivers(run.models, test_features, top_n=train.explain_top_n)
     if drivers is not None:
         files["drivers"] = names["drivers"]
         write_frame(drivers, files["drivers"])
@@ -59,41 +60,6 @@ def write_forecast_backtest(folder: Path, backtest: ForecastBacktest) -> dict[st
     return {"forecast backtest": files["backtest"], "forecast metrics": files["backtest_metrics"]}
 
 
-def charts(pred: pd.DataFrame, *, ece_bins: int) -> dict:
-    """Reliability diagram and lift chart of the model and the baselines (known rows)."""
-    import matplotlib.pyplot as plt
-
-    from models.plots import lift_chart, reliability_diagram
-
-    known = pred[pred["won"].notna()]
-    y = known["won"].astype(bool).to_numpy()
-    scores = {
-        c: known[c].to_numpy(float)
-        for c in ("p_win", "p_win_stage_rate", "p_win_logreg", "p_win_base_rate")
-        if known[c].notna().all()
-    }
-    plt.close("all")
-    return {
-        "reliability": reliability_diagram(y, scores, n_bins=ece_bins),
-        "lift": lift_chart(y, scores, n_bins=10),
-    }
-
-
-def explain_latest(models, features: pd.DataFrame, *, top_n: int) -> pd.DataFrame | None:
-    """Drivers for the deals of the latest snapshot (the rows a rep would see)."""
-
-    if features.empty:
-        return None
-    rows = features[features["as_of"] == features["as_of"].max()].reset_index(drop=True)
-    drivers = model_drivers(models.close, rows, top_n=top_n)
-    if drivers is None:
-        return None
-    keys = rows[["deal_id", "as_of"]].iloc[drivers["row"].to_numpy()].reset_index(drop=True)
-    drivers = pd.concat([keys, drivers.drop(columns="row")], axis=1)
-    drivers["value"] = drivers["value"].astype("str")
-    return drivers
-
-
 def write_models(folder: Path, models) -> dict[str, Path]:
     """The fitted models (joblib) and their feature list, into ``folder``."""
 
@@ -111,10 +77,6 @@ def write_models(folder: Path, models) -> dict[str, Path]:
         raise
     write_json_atomic(files["feature_list"], feature_list(models))
     return files
-
-
-def feature_list(models) -> list[str]:
-    return list(models.close.matrix_.columns_)
 
 
 def trained_record(run: ModellingRun, promotions, *, experiment: str | None) -> dict:

@@ -12,6 +12,7 @@ import pandas as pd
 
 from models.backtest import Prepared
 from models.backtest_report import metric_lines
+from models.run_outputs import run_lines
 from serving.forecast_run import backtest_lines
 
 
@@ -49,14 +50,7 @@ class ForecastBacktest:
 def format_run(run: ModellingRun) -> str:
     """What the CLI prints: cutoff, training rows, guard decisions, the metric tables and
     the revenue forecast's backtest (``train``)."""
-    s = run.summary
-    t = s["training"]
-    lines = [
-        f"cutoff {s['cutoff']}, data_end {s['data_end']}, horizon {s['horizon_days']} days",
-        f"training: {t['rows']:,} snapshots, {t['interval_rows']:,} interval rows with "
-        f"{t['won_events']:,} wins and {t['lost_events']:,} losses",
-        *run.messages,
-    ]
+    lines = run_lines(run.summary, run.messages)
     if run.metrics:
         lines += metric_lines(run.metrics)
     if run.forecast_backtest is not None:

@@ -1,6 +1,9 @@
 """``params.yaml`` parsed once into frozen pydantic models.
 
-Unknown keys are errors (``extra="forbid"``), so a typo in ``params.yaml`` or in
+A params file may give only what it changes (just ``funnel:``, or one key of
+``train.close:``): it is laid key by key over the documented defaults, the project's
+``params.yaml`` as shipped beside this module (``pipelines/params.yaml``, kept identical by
+a test). Unknown keys are errors (``extra="forbid"``), so a typo in ``params.yaml`` or in
 ``dvc exp run -S`` fails fast instead of being silently ignored.
 """
 
@@ -40,6 +43,7 @@ class FunnelParams(_Section):
     won_label: str
     lost_label: str
     exclude_attributes: tuple[str, ...] = ()
+    currency: str | None = Field(default=None, max_length=8, pattern=r"^[A-Za-z$€£¥ ]+$")
 
     @field_validator("stages")
     @classmethod
@@ -198,6 +202,10 @@ class ScoreParams(_Section):
 
     priority: Literal["expected_value", "p_win"]
     top_reasons: int = Field(ge=1, le=10)
+    change_threshold: float = Field(gt=0, lt=1)
+    csv_bom: bool
+    explain_step_days: int = Field(ge=1)
+    explain_points: int = Field(ge=1, le=520)
 
 
 class ServeParams(_Section):
@@ -252,18 +260,48 @@ class ParamsError(Exception):
     """``params.yaml`` is missing, unreadable or does not match the expected shape."""
 
 
+#: The documented defaults: a copy of the project's ``params.yaml`` shipped in the package.
+DEFAULTS = Path(__file__).with_suffix(".yaml")
+
+
 def load_params(path: Path) -> Params:
-    """Read and check a params file; raise :class:`ParamsError` with a readable message."""
+    """Read and check a params file laid over the defaults (:func:`over_defaults`); raise
+    :class:`ParamsError` with a readable message."""
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ParamsError(f"{path}: no such params file") from None
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
         raise ParamsError(f"{path}: cannot read params: {exc}") from None
-    if not isinstance(raw, dict):
+    if raw is not None and not isinstance(raw, dict):
         raise ParamsError(f"{path}: expected a mapping of sections at the top level")
     try:
-        return Params.model_validate(raw)
+        return Params.model_validate(over_defaults(raw or {}))
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
         raise ParamsError(f"{path}: {problems}") from None
+
+
+def default_params() -> dict:
+    """The documented defaults as parsed YAML (a fresh dict on every call)."""
+    return yaml.safe_load(DEFAULTS.read_text(encoding="utf-8"))
+
+
+def over_defaults(given: dict) -> dict:
+    """``given`` laid over :func:`default_params` key by key (see :func:`merged`)."""
+    return merged(default_params(), given)
+
+
+def merged(defaults: dict, given: dict) -> dict:
+    """``given`` over ``defaults``: a mapping merges into a mapping key by key; any other
+    value (a list, a number, null) replaces the default, except a section left empty
+    (``funnel:`` alone, i.e. null where the default is a mapping), which keeps it. Keys
+    only in ``given`` stay, so the validation still refuses a typo and names it."""
+    out = dict(defaults)
+    for key, value in given.items():
+        default = defaults.get(key)
+        if isinstance(default, dict) and isinstance(value, dict):
+            out[key] = merged(default, value)
+        elif not (isinstance(default, dict) and value is None):
+            out[key] = value
+    return out

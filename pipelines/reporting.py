@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from crm.schemas import Funnel
+from crm.schemas import LOST, WON, Funnel
 from pipelines.catalog import (  # noqa: F401 - latest_dated re-exported
     evaluation_files,
     fan_chart_file,
@@ -28,11 +28,14 @@ from pipelines.catalog import (  # noqa: F401 - latest_dated re-exported
     latest_dated,
     latest_forecast,
     latest_leads,
+    previous_forecast,
+    previous_leads,
     read_json,
     report_file,
 )
 from pipelines.io import writable_folder, write_text_atomic
 from pipelines.steps import StepError, clock_of, data_end_of, fingerprint, load_usable
+from serving.changes import export_changes
 from serving.report import ReportInputs, build_report
 
 log = logging.getLogger(__name__)
@@ -60,10 +63,14 @@ def run_report(
     data_end: pd.Timestamp | None = None,
     ece_bins: int = 10,
     clock: pd.Timestamp | None = None,
+    currency: str | None = None,
+    change_threshold: float | None = None,
 ) -> ReportRun:
     """Build and write the report; ``StepError`` only when the CRM itself is unusable.
 
     ``as_of`` defaults to ``data_end`` (``features.data_end``), else the data's latest event.
+    ``currency`` labels money; ``change_threshold`` (``score.change_threshold``) lists the
+    shown export's changes since the one before it (None: not listed).
     """
     data = load_usable(folder, funnel=funnel, data_end=data_end, clock=clock or clock_of(None))
     when = as_of if as_of is not None else data_end_of(data, data_end=data_end)
@@ -71,14 +78,16 @@ def run_report(
     writable_folder(Path(out), what="--out")
     messages: list[str] = []
     inputs = {"CRM": str(folder)}
+    optional = _optional_inputs(fingerprint(data), when, backtest=backtest, forecast=forecast,
+                                exports=exports, reader=_Reader(messages, inputs))  # fmt: skip
     report = ReportInputs(
         data=data, funnel=funnel, as_of=when, sources=inputs, ece_bins=ece_bins,
-        **_optional_inputs(fingerprint(data), when, backtest=backtest, forecast=forecast,
-                           exports=exports, reader=_Reader(messages, inputs)),
+        currency=currency, **optional,
+        changes=_changes(data, optional["leads"], exports, threshold=change_threshold),
     )  # fmt: skip
     path = report_file(out, when)
     write_text_atomic(path, build_report(report))
-    log.info("wrote %s", path)
+    log.debug("wrote %s", path)
     return ReportRun(path, when, inputs, messages)
 
 
@@ -96,16 +105,46 @@ def _optional_inputs(
     forecast_backtest = forecast_backtest_files(backtest)["backtest"]
     fan = forecast and fan_chart_file(forecast, forecast_file)
     return dict(  # the fields of ReportInputs
-        metrics=reader.json("backtest metrics", backtest_files["metrics"]),
-        predictions=reader.parquet("backtest predictions", backtest_files["predictions"]),
-        forecast_backtest=reader.parquet(
+        metrics=reader("backtest metrics", backtest_files["metrics"], read_json),
+        predictions=reader("backtest predictions", backtest_files["predictions"]),
+        forecast_backtest=reader(
             "forecast backtest",
             _same_crm(forecast_backtest, ours, messages, what="forecast backtest"),
         ),
-        forecast=reader.csv("forecast", forecast_file),
-        fan_chart=reader.bytes("fan chart", fan),
-        leads=reader.parquet("prioritised leads", leads_file),
+        forecast=reader("forecast", forecast_file, pd.read_csv),
+        previous_forecast=forecast_file
+        and reader(
+            "previous forecast",
+            previous_forecast(forecast_file.parent, _dated(forecast_file)),
+            pd.read_csv,
+        ),
+        fan_chart=reader("fan chart", fan, Path.read_bytes),
+        leads=reader("prioritised leads", leads_file),
     )
+
+
+def _dated(path: Path) -> pd.Timestamp:
+    """The date in a dated file or set name (``forecast_2026-06-29.csv`` -> that day)."""
+    return pd.Timestamp(path.stem.rsplit("_", 1)[-1], tz="UTC")
+
+
+def _changes(
+    data, leads: pd.DataFrame | None, exports: Path, *, threshold: float | None
+) -> pd.DataFrame | None:
+    """The shown export's changes since the export before it (as ``score`` lists them),
+    when that one is of this CRM (shares at least half its deals)."""
+    if threshold is None or leads is None or leads.empty or "as_of" not in leads:
+        return None
+    path = previous_leads(exports, pd.Timestamp(leads["as_of"].iloc[0]))
+    try:
+        before = pd.read_parquet(path) if path is not None else None
+    except (OSError, ValueError):
+        return None
+    ids = data.deals["deal_id"].astype("str")
+    if before is None or before.empty or before["deal_id"].astype("str").isin(ids).mean() < 0.5:
+        return None
+    return export_changes(leads, before, deals=data.deals, won_label=WON, lost_label=LOST,
+                          threshold=threshold)  # fmt: skip
 
 
 def _check_as_of(data, when: pd.Timestamp) -> None:
@@ -163,7 +202,7 @@ class _Reader:
     def __init__(self, messages: list[str], used: dict[str, str]) -> None:
         self.messages, self.used = messages, used
 
-    def _read(self, what: str, path: Path | None, read):
+    def __call__(self, what: str, path: Path | None, read=pd.read_parquet):
         if path is None or not path.is_file():
             return None
         try:
@@ -173,15 +212,3 @@ class _Reader:
             return None
         self.used[what] = str(path)
         return value
-
-    def json(self, what: str, path: Path | None) -> dict | None:
-        return self._read(what, path, read_json)
-
-    def parquet(self, what: str, path: Path | None) -> pd.DataFrame | None:
-        return self._read(what, path, pd.read_parquet)
-
-    def csv(self, what: str, path: Path | None) -> pd.DataFrame | None:
-        return self._read(what, path, pd.read_csv)
-
-    def bytes(self, what: str, path: Path | None) -> bytes | None:
-        return self._read(what, path, Path.read_bytes)

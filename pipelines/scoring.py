@@ -24,13 +24,20 @@ from pathlib import Path
 import pandas as pd
 
 from crm.data import CRMData
-from crm.schemas import Funnel
-from models.drift import describe
-from pipelines.catalog import LEADS_STEM, leads_files, leads_stem
+from crm.schemas import LOST, WON
+from pipelines.catalog import LEADS_STEM, leads_files, leads_stem, previous_leads
 from pipelines.io import writable_folder, write_set
-from pipelines.params import FeaturesParams, ScoreParams
-from pipelines.steps import StepError, clock_of, data_end_of, fingerprint, load_usable, spec_of
-from serving.score import FeatureMismatchError, NoOpenDealsError, for_owners, score_open_deals
+from pipelines.params import Params
+from pipelines.steps import StepError, data_end_of, fingerprint, load_for, spec_of
+from serving.changes import change_counts, export_changes
+from serving.score import FeatureMismatchError, NoOpenDealsError, score_open_deals
+from serving.score_notes import (
+    NoOwnerDealsError,
+    as_of_messages,
+    drift_messages,
+    leads_text,
+    owners_only,
+)
 
 log = logging.getLogger(__name__)
 
@@ -51,43 +58,32 @@ class ScoringRun:
 
 
 def run_score(
-    *,
-    folder: Path,
-    out: Path,
-    funnel: Funnel,
-    features: FeaturesParams,
-    score: ScoreParams,
-    champion,
-    horizon_days: int,
-    as_of: pd.Timestamp | None,
-    owners: tuple[str, ...] = (),
-    clock: pd.Timestamp | None = None,
-    data: CRMData | None = None,
-) -> ScoringRun:
-    """Score and write; raise ``StepError`` on unusable data or nothing to export.
-
-    ``champion`` is a :class:`pipelines.tracking.Champion` (or anything with its fields);
-    ``horizon_days`` what ``p_win`` means (the champion's training horizon). ``data`` is
-    the already validated CRM of ``folder`` (the daily flow's; not read again); without it
-    rows after the data's end (``clock``: validate.as_of, else now) are left out.
-    """
+    p: Params, champion, *, folder: Path, out: Path, as_of: pd.Timestamp | None,
+    owners: tuple[str, ...] = (), data: CRMData | None = None,
+) -> ScoringRun:  # fmt: skip
+    """Score with ``champion`` (a :class:`pipelines.tracking_champion.Champion`) under params
+    ``p`` and write; raise ``StepError`` on unusable data or nothing to export. ``data`` is
+    the already validated CRM of ``folder`` (the daily flow's), else ``folder`` is loaded."""
+    funnel, features, score = p.funnel.to_funnel(), p.features, p.score
+    horizon_days = champion.horizon_days or p.train.horizon_days  # what p_win means
     writable_folder(Path(out), what="--out")  # fail now, not after scoring
-    if data is None:
-        data = load_usable(folder, funnel=funnel, data_end=features.data_end,
-                           clock=clock or clock_of(None))  # fmt: skip
+    data = load_for(p, folder) if data is None else data
     data_end = data_end_of(data, data_end=features.data_end)
     when = data_end if as_of is None else as_of
-    messages = _as_of_messages(when, data_end)
+    messages = as_of_messages(when, data_end)
     started = time.perf_counter()
     leads = _score(data, when=when, champion=champion, funnel=funnel, features=features,
                    score=score, horizon_days=horizon_days)  # fmt: skip
     seconds, open_deals = time.perf_counter() - started, len(leads)
-    messages += _drift_messages(leads.attrs.get("drift", []))
-    if owners:
-        leads = _only(leads, owners, when)
+    for text in drift_messages(leads.attrs.get("drift", [])):
+        log.warning(text)
+        messages.append(text)
+    leads = _only(leads, owners, when)
+    changes = _changes(p, data, leads, Path(out), when=when, owners=owners, messages=messages)
     files = write_export(leads, Path(out), as_of=when, horizon_days=horizon_days,
-                         priority=score.priority, owners=owners)  # fmt: skip
-    log.info("scored %d open deals in %.1f s", open_deals, seconds)
+                         priority=score.priority, owners=owners, bom=score.csv_bom,
+                         currency=p.funnel.currency, changes=changes)  # fmt: skip
+    log.debug("scored %d open deals in %.1f s", open_deals, seconds)
     return ScoringRun(leads, when, open_deals, seconds, files, messages)
 
 
@@ -110,35 +106,44 @@ def _score(data: CRMData, *, when, champion, funnel, features, score, horizon_da
         raise StepError(str(error)) from None
 
 
-def _drift_messages(drift: list[dict]) -> list[str]:
-    """What the user must know when the champion's features drifted (stage table served)."""
-    if not drift:
-        return []
-    text = (
-        f"features of the champion drifted since training: {describe(drift)}. Every p_win "
-        "is the stage table's today; `dealcast train` refits without the drifted features"
-    )
-    log.warning(text)
-    return [text]
-
-
-def _as_of_messages(when: pd.Timestamp, data_end: pd.Timestamp) -> list[str]:
-    if when <= data_end:
-        return []
-    days = (when - data_end) / pd.Timedelta(days=1)
-    return [
-        f"--as-of is {days:.0f} days after the data's latest event {data_end}: "
-        "days since the last touch and in stage keep growing as if nothing happened since"
-    ]
+def _changes(
+    p: Params, data: CRMData, leads: pd.DataFrame, out: Path, *, when: pd.Timestamp,
+    owners: tuple[str, ...], messages: list[str],
+) -> pd.DataFrame | None:  # fmt: skip
+    """What changed since the latest team-wide export dated before ``when`` (limited to
+    ``owners``' deals), or None without one; a one-line summary goes to ``messages``. An
+    earlier export that shares under half its deals with this CRM is another CRM's: no
+    changes, and a note says so."""
+    path = previous_leads(out, when)
+    if path is None:
+        return None
+    try:
+        before = pd.read_parquet(path)
+    except (OSError, ValueError) as error:
+        messages.append(f"no changes listed: cannot read the previous export {path}: {error}")
+        return None
+    if owners:
+        before = before[before["owner_id"].isin(owners)]
+    known = before["deal_id"].astype("str").isin(data.deals["deal_id"].astype("str"))
+    if len(before) and known.mean() < 0.5:
+        messages.append(f"no changes listed: the previous export {path.name} is of another CRM")
+        return None
+    changes = export_changes(leads, before, deals=data.deals, won_label=WON, lost_label=LOST,
+                             threshold=p.score.change_threshold)  # fmt: skip
+    counts = ", ".join(f"{n} {k}" for k, n in change_counts(changes).items() if n)
+    day = pd.Timestamp(before["as_of"].iloc[0]).date() if len(before) else path.name
+    messages.append(f"since the export of {day}: {counts or 'no change'}")
+    return changes
 
 
 def _only(leads: pd.DataFrame, owners: tuple[str, ...], when) -> pd.DataFrame:
-    picked = for_owners(leads, owners)
-    if picked.empty:
-        raise StepError(
-            f"no open deal at {when} belongs to owner(s) {', '.join(owners)}: nothing to export"
-        )
-    unknown = sorted(set(owners) - set(picked["owner_id"].dropna()))
+    """The leads of ``owners`` (all without owners); ``StepError`` if they have none."""
+    if not owners:
+        return leads
+    try:
+        picked, unknown = owners_only(leads, owners, when=when)
+    except NoOwnerDealsError as error:
+        raise StepError(str(error)) from None
     if unknown:
         log.warning("no open deals for owner(s) %s", ", ".join(unknown))
     return picked
@@ -184,18 +189,42 @@ def write_export(
     horizon_days: int,
     priority: str,
     owners: tuple[str, ...] = (),
+    bom: bool = False,
+    currency: str | None = None,
+    changes: pd.DataFrame | None = None,
 ) -> dict[str, Path]:
-    """Publish the CSV, XLSX and Parquet files as one set; return their paths.
+    """Publish the CSV, XLSX and Parquet files as one set; return their paths. ``bom``,
+    ``currency`` and ``changes`` (the XLSX's ``changes`` sheet) as in
+    :mod:`serving.export`; off when not given.
 
     They land in ``<out>/<stem>/`` (see the module docstring); files of the layout before
     sets and temporaries its crashed runs left are removed.
     """
     from crm.write import write_frame
-    from serving.export import about_table, csv_bytes, xlsx_bytes
+    from serving.export import csv_bytes, xlsx_bytes
 
     stem = export_stem(as_of, owners)
+    about = _about(leads, as_of=as_of, horizon_days=horizon_days, priority=priority,
+                   owners=owners)  # fmt: skip
+    names = leads_files(stem)
+    writers = {
+        names["csv"]: lambda path: path.write_bytes(csv_bytes(leads, bom=bom)),
+        names["xlsx"]: lambda path: path.write_bytes(
+            xlsx_bytes(leads, about=about, as_of=as_of, changes=changes, currency=currency)
+        ),
+        names["parquet"]: lambda path: write_frame(leads, path),
+    }
+    written = write_set(out, stem, writers)
+    _remove_old_layout(out, stem)
+    return {fmt: written[name] for fmt, name in names.items()}
+
+
+def _about(leads: pd.DataFrame, *, as_of, horizon_days: int, priority: str, owners) -> dict:
+    """The XLSX ``about`` sheet of these leads (:func:`serving.export.about_table`)."""
+    from serving.export import about_table
+
     first = leads.iloc[0] if len(leads) else None
-    about = about_table(
+    return about_table(
         as_of=as_of, horizon_days=horizon_days, priority=priority, rows=len(leads),
         model_version=str(first["model_version"]) if first is not None else "",
         next_stage_model_version=None if first is None or pd.isna(
@@ -203,15 +232,6 @@ def write_export(
         data_fingerprint=str(first["data_fingerprint"]) if first is not None else "",
         owners=owners,
     )  # fmt: skip
-    names = leads_files(stem)
-    writers = {
-        names["csv"]: lambda path: path.write_bytes(csv_bytes(leads)),
-        names["xlsx"]: lambda path: path.write_bytes(xlsx_bytes(leads, about=about, as_of=as_of)),
-        names["parquet"]: lambda path: write_frame(leads, path),
-    }
-    written = write_set(out, stem, writers)
-    _remove_old_layout(out, stem)
-    return {fmt: written[name] for fmt, name in names.items()}
 
 
 def _remove_old_layout(out: Path, stem: str) -> None:
@@ -226,19 +246,5 @@ def _remove_old_layout(out: Path, stem: str) -> None:
 
 def format_score(run: ScoringRun, *, top: int = 10) -> str:
     """What the CLI prints: how many deals, how long, and the top of the list."""
-    leads = run.leads
-    lines = [
-        f"scored {run.open_deals:,} deals open at {run.as_of} in {run.seconds:.1f} s"
-        + (f"; exporting {len(leads):,}" if len(leads) != run.open_deals else ""),
-        *run.messages,
-        f"{'rank':>5}  {'deal_id':<14}{'owner_id':<12}{'stage':<13}{'amount':>12}"
-        f"{'p_win':>7}{'exp. value':>12}",
-    ]
-    for row in leads.head(top).itertuples(index=False):
-        amount = "" if pd.isna(row.amount) else f"{row.amount:,.0f}"
-        value = "" if pd.isna(row.expected_value) else f"{row.expected_value:,.0f}"
-        lines.append(
-            f"{row.rank:>5}  {row.deal_id:<14}{str(row.owner_id):<12}{str(row.stage):<13}"
-            f"{amount:>12}{row.p_win:>7.3f}{value:>12}"
-        )
-    return "\n".join(lines)
+    return leads_text(run.leads, as_of=run.as_of, open_deals=run.open_deals,
+                      seconds=run.seconds, messages=run.messages, top=top)  # fmt: skip

@@ -5,12 +5,19 @@ busy port fails in a second with a clear message instead of after minutes of loa
 The server speaks HTTP/1.1 with h11 plus one guard uvicorn lacks: a client that connects
 and then sends nothing, or only part of a request head, is disconnected after
 ``read_timeout_s`` (the app's own guard, ``serving.api.Guard``, bounds the body).
+
+With several worker processes each listens on a socket of its own, bound to the same
+address with ``SO_REUSEPORT`` (:class:`PortShare`), so the kernel spreads the
+connections over the workers evenly; with one shared socket, the worker whose event loop
+wakes first takes every connection waiting (a burst of clients went 13 / 37).
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import socket
+import sys
 
 import uvicorn
 from uvicorn.config import STARTUP_FAILURE
@@ -101,6 +108,42 @@ class HeadTimeout(H11Protocol):
             self.transport.close()
 
 
+class PortShare:
+    """The listening socket's stand-in for the worker processes of :func:`serve`:
+    unpickled in a worker as that worker's own socket (:func:`reuse_port_socket`).
+
+    The parent's socket, bound without ``SO_REUSEPORT`` and never listening, keeps the
+    port: another server cannot take it, and the workers' sockets (``SO_REUSEADDR``)
+    may share it."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.family, self.address = sock.family, sock.getsockname()
+
+    def __reduce__(self):
+        return reuse_port_socket, (self.family, self.address)
+
+
+def reuse_port_socket(family: int, address: tuple) -> socket.socket:
+    """A socket bound to ``address`` with ``SO_REUSEPORT`` (uvicorn makes it listen);
+    a worker that cannot bind exits with uvicorn's startup failure code."""
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        sock.bind(address)
+    except OSError as exc:
+        sock.close()
+        logging.getLogger(__name__).error("a worker cannot listen on %s: %s", address, exc)
+        sys.exit(STARTUP_FAILURE)
+    return sock
+
+
+def _worker_sockets(sock: socket.socket) -> list:
+    """What the worker processes listen on: a socket each where the system can share a
+    port between sockets (:class:`PortShare`), else the one socket."""
+    return [PortShare(sock)] if hasattr(socket, "SO_REUSEPORT") else [sock]
+
+
 def head_timeout_protocol(read_timeout_s: float) -> type[H11Protocol]:
     """:class:`HeadTimeout` with a fixed ``read_timeout_s`` (for a plain ``uvicorn.Config``)."""
 
@@ -116,7 +159,8 @@ def serve(app, sock: socket.socket, *, read_timeout_s: float, workers: int = 1) 
     failure code when a worker could not start.
 
     ``workers > 1``: that many worker processes (uvicorn's supervisor, ``spawn``), each
-    calling ``app`` on its own; ``app`` must then be picklable (``pipelines.serve.WorkerApp``
+    calling ``app`` on its own and listening on its own socket (:class:`PortShare`);
+    ``app`` must then be picklable (``pipelines.serve.WorkerApp``
     loads the CRM and the champion in each worker at its start).
     """
     config = ServeConfig(
@@ -133,7 +177,7 @@ def serve(app, sock: socket.socket, *, read_timeout_s: float, workers: int = 1) 
         server = uvicorn.Server(config)
         server.run(sockets=[sock])
         return 0 if server.started else STARTUP_FAILURE
-    supervisor = Multiprocess(config, sockets=[sock])
+    supervisor = Multiprocess(config, sockets=_worker_sockets(sock))
     supervisor.run()
     failed = any(p.exitcode == STARTUP_FAILURE for p in supervisor.processes)
     return STARTUP_FAILURE if failed else 0

@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import fields, replace
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Literal
@@ -24,6 +24,7 @@ from crm.write import write_crm, write_frame
 from features.data_end import DataEndError, exclude_after, plausible_end
 from features.snapshots import latest_timestamp
 from features.spec import FeatureSpec
+from pipelines.progress import step
 
 log = logging.getLogger(__name__)
 Echo = Callable[[str], None]
@@ -60,12 +61,13 @@ def run_generate(
         raise StepError(f"--truth {truth} is inside the data folder {out}; put it elsewhere")
     if start >= as_of:
         raise StepError(f"start {start.date()} must be before as_of {as_of.date()}")
-    log.info("generating %s deals (seed %s, %s to %s)", n_deals, seed, start.date(), as_of.date())
+    log.debug("generating %s deals (seed %s, %s to %s)", n_deals, seed, start.date(), as_of.date())
     try:
-        crm = generate_crm(
-            n_deals=n_deals, seed=seed, start=start, as_of=as_of, funnel=funnel, messy=messy,
-            scenarios=scenarios,
-        )  # fmt: skip
+        with step(f"generated {n_deals:,} synthetic deals"):
+            crm = generate_crm(
+                n_deals=n_deals, seed=seed, start=start, as_of=as_of, funnel=funnel,
+                messy=messy, scenarios=scenarios,
+            )  # fmt: skip
     except UnknownScenarioError as exc:
         raise StepError(str(exc)) from None
     for name, note in crm.scenarios.items():
@@ -119,14 +121,7 @@ def data_end_of(
 
 def spec_of(features) -> FeatureSpec:
     """The feature spec of the ``features:`` section of params (``FeaturesParams``)."""
-
-    return FeatureSpec(
-        freq=features.freq,
-        windows_days=features.windows_days,
-        trend_days=features.trend_days,
-        recency_channels=features.recency_channels,
-        prior_strength=features.prior_strength,
-    )
+    return FeatureSpec(**{f.name: getattr(features, f.name) for f in fields(FeatureSpec)})
 
 
 def load_and_validate(
@@ -189,6 +184,15 @@ def load_usable(
     if result.data is None:
         raise StepError(f"{folder}: the CRM data is not usable\n{result.report.to_text()}")
     return result.data
+
+
+def load_for(p, folder: Path) -> CRMData:
+    """:func:`load_usable` with the funnel, data end and clock of params ``p``."""
+    with step(f"loaded and validated {folder}") as done:
+        data = load_usable(folder, funnel=p.funnel.to_funnel(), data_end=p.features.data_end,
+                           clock=clock_of(p.validate_.as_of))  # fmt: skip
+        done.detail = f"{len(data.deals):,} deals"
+    return data
 
 
 def usable_until(data, *, data_end: object | None, clock: pd.Timestamp, folder: object = ""):

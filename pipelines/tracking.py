@@ -22,7 +22,6 @@ SQLite file); nothing here talks to the network.
 
 from __future__ import annotations
 
-import logging
 import os
 import subprocess
 import tempfile
@@ -31,7 +30,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import mlflow
-import numpy as np
 import pandas as pd
 from mlflow.exceptions import MlflowException
 from mlflow.models import infer_signature
@@ -40,10 +38,13 @@ from mlflow.tracking import MlflowClient
 from features.spec import FeatureSpec
 from models import promotion
 from models.history_check import HistoryRecord, compare_history, record_history
+from models.metric_tree import clean_json, flatten, numeric_metrics
+from models.run_outputs import backtest_charts, feature_list
+from models.served_frame import model_frame
 from pipelines import catalog
-from pipelines.io import clean_json
-from pipelines.modelling_artifacts import charts, feature_list
+from pipelines.modelling_artifacts import trained_record
 from pipelines.modelling_report import ModellingRun
+from pipelines.steps import clock_of, spec_of
 from pipelines.tracking_champion import (  # noqa: F401 - load_champion and recover re-exported
     CHALLENGER,
     CHAMPION,
@@ -58,8 +59,6 @@ from pipelines.tracking_champion import (  # noqa: F401 - load_champion and reco
     process_tags,
     recover,
 )
-
-log = logging.getLogger(__name__)
 
 PIP_REQUIREMENTS = ["lightgbm", "scikit-learn", "pandas", "numpy"]
 HISTORY_DIR = catalog.RUN_HISTORY
@@ -118,54 +117,54 @@ class Gate:
 
 
 def track(
-    run: ModellingRun,
-    *,
-    command: str,
-    params: dict,
-    experiment: str,
-    close_model_name: str,
-    next_stage_model_name: str,
-    spec: FeatureSpec,
-    gate: Gate | None,
-    backtest: ModellingRun | None = None,
-    register: bool,
-    promoted_only: bool = False,
-) -> tuple[str, list[Promotion]]:
-    """Log ``run`` as one MLflow run; with ``register``, register its models and gate them.
-
-    ``run`` is what was fitted; ``backtest`` (for ``train``) is the same settings trained
-    earlier and tested on the window after that, whose metrics, charts and models are
-    logged in the same run and decide promotion. A backtest alone (``evaluate``) is
-    logged but not registered: its model was trained at a past cutoff and must not serve.
-    ``spec`` (the feature settings) is saved as run tag, version tag and model metadata;
-    the run also keeps the record of its training data (``history/``) that later gates
-    compare with. ``gate`` is required with ``register``. With ``promoted_only`` (a DVC
-    experiment, :func:`dvc_experiment`) the models are registered only if the gate
-    promotes them: a trial never adds versions to the production registry.
+    run: ModellingRun, p, *, command: str, backtest: ModellingRun | None = None,
+    accept: bool = False,
+) -> tuple[str, str, list[Promotion]]:  # fmt: skip
+    """Log ``run`` (what was fitted) as one MLflow run under params ``p``; (experiment,
+    run id, promotions). ``backtest`` (for ``train``) is the same settings trained earlier
+    and tested on the window after that: its metrics, charts and models are logged in the
+    same run and decide promotion. Only ``train`` registers and gates (``accept``:
+    ``--accept-rewritten-history``); ``evaluate``'s model, trained at a past cutoff, must
+    not serve. Under ``dvc exp run`` (:func:`dvc_experiment`) the run goes to
+    :func:`experiment_name` and the pair is registered only if the gate promotes it: a
+    trial never adds versions to the production registry.
     """
+    experiment, spec = experiment_name(p.evaluate.experiment), spec_of(p.features)
     mlflow.set_experiment(experiment)
     with mlflow.start_run(run_name=f"{command} @ {run.prepared.cutoff.date()}") as active:
-        mlflow.log_params(flatten(params))
+        mlflow.log_params(flatten(p.model_dump(by_alias=True, mode="json")))
         mlflow.set_tags(_tags(run, command, backtest, spec))
         _log_report(run, backtest or run)
         _log_forecast_backtest(run.forecast_backtest)
-        if not register:
-            return active.info.run_id, []
-        names = {"close": close_model_name, "next_stage": next_stage_model_name}
-        return active.info.run_id, _register(run, backtest, names, spec, gate, promoted_only)
+        if command != "train":
+            return experiment, active.info.run_id, []
+        names = {"close": p.evaluate.close_model_name,
+                 "next_stage": p.evaluate.next_stage_model_name}  # fmt: skip
+        gate = Gate(p.evaluate.promote_min_log_loss_gain, p.evaluate.max_history_rewrite_share,
+                    accept, clock_of(p.validate_.as_of))  # fmt: skip
+        promotions = _gate_and_register(run, backtest, names, spec, gate, _log_history(run),
+                                        promoted_only=dvc_experiment() is not None)  # fmt: skip
+        for promo in promotions:
+            mlflow.set_tag(f"promotion.{promo.model}", f"{promo.label}: {promo.reason}")
+        return experiment, active.info.run_id, promotions
 
 
-def _register(run, backtest, names, spec: FeatureSpec, gate: Gate | None, promoted_only: bool):
-    """Record the training data, gate and register the pair, tag the run with the outcome."""
-    if gate is None:
-        raise ValueError("registering models needs the champion gate's settings")
-    record = _log_history(run)
-    promotions = _gate_and_register(
-        run, backtest, names, spec, gate, record, promoted_only=promoted_only
-    )
-    for p in promotions:
-        mlflow.set_tag(f"promotion.{p.model}", f"{p.label}: {p.reason}")
-    return promotions
+def log_train(final: ModellingRun, backtest, p, *, accept: bool = False, tracked: bool = True):
+    """What ``train`` (the CLI command and the flow) does after fitting: with ``tracked``
+    log, register and gate the pair (:func:`track`); then write the lineage record DVC
+    tracks (:attr:`pipelines.catalog.Catalog.trained`). (experiment, run id, promotions),
+    (None, None, []) when not tracked."""
+    logged = track(final, p, command="train", backtest=backtest, accept=accept) if (
+        tracked) else (None, None, [])  # fmt: skip
+    record = trained_record(final, logged[2], experiment=logged[0])
+    final.files["lineage"] = catalog.write_trained(catalog.Catalog(p.paths).trained, record)
+    return logged
+
+
+def recover_registry(p) -> list[str]:
+    """:func:`pipelines.tracking_champion.recover` for the names in params ``p``."""
+    return recover(experiment=p.evaluate.experiment, close_model_name=p.evaluate.close_model_name,
+                   next_stage_model_name=p.evaluate.next_stage_model_name)  # fmt: skip
 
 
 def _log_report(run: ModellingRun, report: ModellingRun) -> None:
@@ -175,7 +174,7 @@ def _log_report(run: ModellingRun, report: ModellingRun) -> None:
     mlflow.log_dict({"features": feature_list(run.models)}, catalog.RUN_FEATURE_LIST)
     if report.predictions is not None and report.predictions["won"].notna().any():
         ece_bins = report.metrics["definitions"]["ece_bins"]
-        for name, fig in charts(report.predictions, ece_bins=ece_bins).items():
+        for name, fig in backtest_charts(report.predictions, ece_bins=ece_bins).items():
             mlflow.log_figure(fig, f"{catalog.RUN_PLOTS}/{name}{catalog.PNG}")
 
 
@@ -291,7 +290,12 @@ def _gate_and_register(
     if it is promoted), then promote it as one or not at all."""
     client = MlflowClient()
     kinds = [kind for kind, _ in _estimators(run)]
-    decisions = promotion.decide_pair(_decisions(client, backtest, names, kinds, gate, record))
+    champion = champion_version(client, names["close"])
+    decisions = promotion.decide_models(
+        kinds, max_rewrite_share=gate.max_rewrite_share, accept=gate.accept_rewritten_history,
+        history=None if champion is None else lambda: _history_check(champion, record, gate.clock),
+        decide_one=lambda kind: _decide(client, backtest, kind, names[kind], gate.min_gain),
+    )  # fmt: skip
     promote = all(d.promote for d in decisions.values())
     if promoted_only and not promote:
         versions = dict.fromkeys(kinds, "")
@@ -304,23 +308,6 @@ def _gate_and_register(
                   f"promoted to champion: {d.reason}" if d.promote else d.reason)
         for kind, d in decisions.items()
     ]  # fmt: skip
-
-
-def _decisions(client, backtest, names, kinds, gate: Gate, record) -> dict:
-    """Each model's gate decision (the pair is not decided yet)."""
-    close_champion = champion_version(client, names["close"])
-    if close_champion is None:
-        return {kind: promotion.first_model() for kind in kinds}
-    check = _history_check(close_champion, record, gate.clock)
-    refusal, note = promotion.history_verdict(
-        check, max_rewrite_share=gate.max_rewrite_share, accept=gate.accept_rewritten_history
-    )
-    if refusal is not None:
-        return promotion.refuse_pair(refusal, kinds)
-    return {
-        kind: promotion.with_note(_decide(client, backtest, kind, names[kind], gate.min_gain), note)
-        for kind in kinds
-    }
 
 
 def _history_check(champion, record: HistoryRecord, clock: pd.Timestamp):
@@ -337,48 +324,28 @@ def _history_check(champion, record: HistoryRecord, clock: pd.Timestamp):
 
 
 def _decide(client, backtest, kind: str, name: str, min_gain: float) -> promotion.Decision:
-    """This model's gate: its backtest against the champion's backtest model, same rows.
-
-    The champion is represented by its own backtest model (trained at its backtest
-    cutoff), scored on this backtest's test rows: a fair comparison when that cutoff is
-    not later than ours, since neither model then saw those rows' outcomes.
-    """
+    """This model's gate (:func:`models.promotion.judge`), the champion represented by its
+    own backtest model (versions without one: itself), scored on our backtest's rows."""
     champion = champion_version(client, name)
     if champion is None:
         return promotion.first_model()
-    if backtest is None or backtest.predictions is None:
-        return promotion.Decision(False, "not promoted: no backtest to compare with the champion")
-    uri = champion.tags.get("backtest_model_uri")
-    champ_cutoff = pd.Timestamp(champion.tags.get("backtest_cutoff" if uri else "cutoff", "NaT"))
-    if not promotion.fair_window(champ_cutoff, backtest.prepared.cutoff):
-        return promotion.Decision(
-            False,
-            f"not promoted: champion v{champion.version} was trained after this backtest "
-            "window began; no fair comparison",
-        )
-    truth, ours, theirs = _score_frames(backtest, kind, uri or f"models:/{name}/{champion.version}")
-    decision = promotion.decide(
-        kind=kind, truth=truth, challenger=ours, champion=theirs,
-        champion_label=f"v{champion.version}", min_gain=min_gain,
+    if backtest is None:
+        return promotion.NO_BACKTEST
+    own = champion.tags.get("backtest_model_uri")
+    uri, cutoff_tag = (
+        (own, "backtest_cutoff") if own else (f"models:/{name}/{champion.version}", "cutoff")
+    )
+    decision = promotion.judge(
+        kind, predictions=backtest.predictions, challenger_cutoff=backtest.prepared.cutoff,
+        champion_version=str(champion.version), min_gain=min_gain,
+        champion_cutoff=pd.Timestamp(champion.tags.get(cutoff_tag, "NaT")),
+        champion_scores=lambda: mlflow.pyfunc.load_model(uri).predict(
+            model_frame(backtest.test_features)),
     )  # fmt: skip
     if decision.challenger_loss is not None:
         mlflow.log_metrics({f"gate.{kind}.challenger_log_loss": decision.challenger_loss,
                             f"gate.{kind}.champion_log_loss": decision.champion_loss})  # fmt: skip
     return decision
-
-
-def _score_frames(run: ModellingRun, kind: str, uri: str):
-    """Truth, the challenger's and the champion's scores on the backtest's test rows."""
-    pred = run.predictions.reset_index(drop=True)
-    theirs = mlflow.pyfunc.load_model(uri).predict(model_frame(run.test_features))
-    if kind == "close":
-        return pred["won"], pred[["p_win"]], theirs
-    ours = pred[[c for c in pred if c.startswith("p_next__")]]
-    return (
-        pred["next_stage_true"],
-        ours.rename(columns=lambda c: c.removeprefix("p_next__")),
-        theirs,
-    )
 
 
 def _apply(client: MlflowClient, names: dict[str, str], versions: dict[str, str]) -> None:
@@ -395,44 +362,9 @@ def _apply(client: MlflowClient, names: dict[str, str], versions: dict[str, str]
     client.set_registered_model_alias(names["close"], CHAMPION, versions["close"])
 
 
-def model_frame(features: pd.DataFrame) -> pd.DataFrame:
-    """Features as the served models take them: no deal id, categories as strings, and
-    ``as_of`` as a plain UTC datetime (the close model reads the calendar from it)."""
-    X = features.drop(columns=["deal_id"], errors="ignore").reset_index(drop=True)
-    if "as_of" in X:
-        X["as_of"] = pd.DatetimeIndex(X["as_of"]).tz_convert("UTC").tz_localize(None)
-    for c in X.columns:
-        if isinstance(X[c].dtype, pd.CategoricalDtype):
-            X[c] = X[c].astype("object").where(X[c].notna(), None).astype("str")
-    return X
-
-
 def input_example(run: ModellingRun) -> pd.DataFrame:
     source = run.test_features if run.test_features is not None else run.prepared.train.features
     return model_frame(source.head(5))
-
-
-def flatten(tree: dict, prefix: str = "") -> dict[str, object]:
-    """Nested sections as ``a.b.c`` keys; lists as their text."""
-    out: dict[str, object] = {}
-    for key, value in tree.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, dict):
-            out |= flatten(value, f"{name}.")
-        else:
-            out[name] = str(list(value)) if isinstance(value, list | tuple) else value
-    return out
-
-
-def numeric_metrics(tree: dict) -> dict[str, float]:
-    """Every finite number in the metrics tree, keyed by its path (MLflow-safe names)."""
-    out = {}
-    for key, value in flatten(clean_json(tree)).items():
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            continue
-        if np.isfinite(value):
-            out[key.replace(" ", "_").replace("(", "").replace(")", "")] = float(value)
-    return out
 
 
 def git_commit() -> str:
@@ -446,13 +378,13 @@ def git_commit() -> str:
     return out.stdout.strip() if out.returncode == 0 else "unknown"
 
 
-def track_forecast(run, *, params: dict, experiment: str, model_version: str) -> str:
-    """Log a ``forecast`` run (a :class:`pipelines.forecasting.ForecastRun`): params, the
-    metrics per method of train's backtest it showed (if any), sigma, the forecast table
-    and fan chart."""
-    mlflow.set_experiment(experiment)
+def track_forecast(run, p, *, model_version: str) -> str:
+    """Log a ``forecast`` run (a :class:`pipelines.forecasting.ForecastRun`) under params
+    ``p``: params, the metrics per method of train's backtest it showed (if any), sigma,
+    the forecast table and fan chart."""
+    mlflow.set_experiment(experiment_name(p.evaluate.experiment))
     with mlflow.start_run(run_name=f"forecast @ {run.as_of.date()}") as active:
-        mlflow.log_params(flatten(params))
+        mlflow.log_params(flatten(p.model_dump(by_alias=True, mode="json")))
         mlflow.set_tags(
             {"command": "forecast", "git_commit": git_commit(), "model_version": model_version,
              "as_of": str(run.as_of)} | process_tags()

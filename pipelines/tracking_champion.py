@@ -22,6 +22,7 @@ from mlflow.tracking import MlflowClient
 
 from features.spec import FeatureSpec, describe_differences
 from pipelines.catalog import PARAMS_FILE
+from pipelines.progress import step
 
 CHAMPION, CHALLENGER = "champion", "challenger"
 FEATURE_SPEC_TAG = "feature_spec"
@@ -29,7 +30,6 @@ PAIR_TAG = "pair.next_stage_version"  # on a close version: the next-stage versi
 PAIR_CLOSE_TAG = "pair.close_version"  # on a next-stage version: its close partner
 NO_PARTNER = "none"
 PID_TAG, HOST_TAG = "dealcast.pid", "dealcast.host"
-HISTORY_DIR = "history"
 PROGRESS_BAR = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"
 
 
@@ -57,11 +57,14 @@ def champion_of(p) -> Champion:
     settings (:func:`load_champion`): what ``score`` and ``forecast`` serve."""
     from pipelines.steps import spec_of
 
-    return load_champion(
-        close_model_name=p.evaluate.close_model_name,
-        next_stage_model_name=p.evaluate.next_stage_model_name,
-        spec=spec_of(p.features),
-    )
+    with step("loaded the champion models") as done:
+        champion = load_champion(
+            close_model_name=p.evaluate.close_model_name,
+            next_stage_model_name=p.evaluate.next_stage_model_name,
+            spec=spec_of(p.features),
+        )
+        done.detail = ", ".join(filter(None, (champion.close_version, champion.next_stage_version)))
+    return champion
 
 
 def load_champion(

@@ -152,8 +152,11 @@ class RankedDeal(BaseModel):
     model_config = ConfigDict(extra="allow")
     rank: int
     deal_id: str
+    deal_name: str | None = None
     account_id: str | None
+    account_name: str | None = None
     owner_id: str | None
+    owner_name: str | None = None
     stage: str | None
     days_in_stage: int | None
     amount: float | None

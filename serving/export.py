@@ -3,8 +3,9 @@
 Pure: frames in, bytes out (the shell writes them). Both are deterministic: the same frame
 gives the same bytes.
 
-CSV: UTF-8 without BOM, comma separated, ``"\\n"`` line endings, the columns of
-:data:`serving.score.COLUMNS` in that order, cells quoted only when they must be.
+CSV: UTF-8 (with a BOM when asked, so Excel reads accents right), comma separated,
+``"\\n"`` line endings, the columns of :data:`serving.score.COLUMNS` in that order, cells
+quoted only when they must be.
 Probabilities have 4 decimals, money 2, days and ranks none; ``as_of`` is ISO 8601 UTC
 (``2026-06-29T23:54:12Z``); missing values are empty cells.
 
@@ -16,11 +17,15 @@ and such cells are marked "quoted" so that editing them in Excel keeps them text
 columns stay numbers (a negative amount is ``-5.00``). The Parquet file, for machines,
 keeps the raw values.
 
-XLSX: sheet ``leads`` holds the same table (bold, frozen header row, autofilter on every
-column so a rep filters on ``owner_id``, percentages and thousands formatted); sheet
-``about`` says what the columns mean (what p_win is, the horizon, the priority rule, the
-model versions, the data fingerprint). Workbook properties carry a fixed timestamp (the
-scoring moment) and zip entries a fixed date, so the bytes do not depend on the clock.
+XLSX: sheet ``leads`` holds the ranked deals (bold header, frozen header row and columns up
+to the deal's name, autofilter on every column so a rep filters on ``owner_id``, percentages,
+money with the currency given, reasons wrapped, times as date cells in UTC); the columns
+equal on every row (``as_of``, ``horizon_days``, model versions, data fingerprint) are left
+to sheet ``about``, which says what the columns mean (what p_win is, the horizon, the
+priority rule, the model versions, the data fingerprint); sheet ``changes``, when the shell
+passes them, lists what changed since the previous export (:mod:`serving.changes`).
+Workbook properties carry a fixed timestamp (the scoring moment) and zip entries a fixed
+date, so the bytes do not depend on the clock.
 """
 
 from __future__ import annotations
@@ -35,15 +40,23 @@ import pandas as pd
 
 from serving.score import COLUMNS
 
-PROBABILITIES = ("p_win", "p_next_stage")
+PROBABILITIES = ("p_win", "p_next_stage", "p_win_before", "p_win_now", "p_win_change")
 MONEY = ("amount", "expected_value")
-WHOLE = ("rank", "owner_rank", "days_in_stage", "horizon_days")
+WHOLE = ("rank", "owner_rank", "days_in_stage", "horizon_days", "rank_now")
+STAMPS = ("as_of", "previous_as_of")
+#: The same for every row of an export: said once in the ``about`` sheet, not in ``leads``.
+ABOUT_ONLY = ("horizon_days", "as_of", "model_version", "next_stage_model_version",
+              "data_fingerprint")  # fmt: skip
+REASONS = ("reasons_up", "reasons_down")
 WIDTHS = {
     "rank": 7,
     "owner_rank": 11,
     "deal_id": 14,
+    "deal_name": 34,
     "account_id": 14,
+    "account_name": 24,
     "owner_id": 12,
+    "owner_name": 20,
     "stage": 13,
     "days_in_stage": 13,
     "amount": 14,
@@ -69,15 +82,16 @@ def spreadsheet_safe(text: str) -> str:
     return "'" + text if text.startswith(FORMULA_START) else text
 
 
-def csv_bytes(frame: pd.DataFrame) -> bytes:
-    """The export as CSV bytes (see module docstring)."""
+def csv_bytes(frame: pd.DataFrame, *, bom: bool) -> bytes:
+    """The export as CSV bytes (see module docstring); ``bom`` starts them with the UTF-8
+    byte-order mark, without which Excel reads "Jürgen" as "JÃ¼rgen"."""
     columns = _columns(frame)
     formats = [_formatter(c) for c in columns]
     lines = [_csv_line(columns)]
     values = [frame[c].astype("object").tolist() for c in columns]
     for row in zip(*values, strict=True):
         lines.append(_csv_line([fmt(v) for fmt, v in zip(formats, row, strict=True)]))
-    return "".join(lines).encode("utf-8")
+    return ("\ufeff" if bom else "").encode("utf-8") + "".join(lines).encode("utf-8")
 
 
 def _csv_line(cells: list[str]) -> str:
@@ -121,16 +135,28 @@ def iso_utc(value) -> str:
     return t.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def xlsx_bytes(frame: pd.DataFrame, *, about: dict[str, str], as_of: pd.Timestamp) -> bytes:
+def xlsx_bytes(
+    frame: pd.DataFrame,
+    *,
+    about: dict[str, str],
+    as_of: pd.Timestamp,
+    changes: pd.DataFrame | None = None,
+    currency: str | None = None,
+) -> bytes:
     """The export as an Excel workbook (see module docstring).
 
     ``about`` is the key -> text table of the ``about`` sheet; ``as_of`` becomes the
-    workbook's created/modified time.
+    workbook's created/modified time. ``changes`` (:func:`serving.changes.export_changes`),
+    when given, becomes the sheet ``changes`` right after ``leads``. ``currency`` (e.g.
+    ``EUR``) is shown in the money cells' format; the values stay plain numbers.
     """
     from openpyxl import Workbook
 
     wb = Workbook()
-    _leads_sheet(wb.active, frame)
+    money = _money_format(currency)
+    _leads_sheet(wb.active, frame, money=money)
+    if changes is not None:
+        _table_sheet(wb.create_sheet("changes"), changes, list(changes.columns), money=money)
     notes = wb.create_sheet("about")
     for key, text in about.items():
         notes.append([key, text])
@@ -141,12 +167,27 @@ def xlsx_bytes(frame: pd.DataFrame, *, about: dict[str, str], as_of: pd.Timestam
     return _deterministic_zip(wb, stamp)
 
 
-def _leads_sheet(ws, frame: pd.DataFrame) -> None:
-    from openpyxl.styles import Font
+def _money_format(currency: str | None) -> str:
+    code = "".join(ch for ch in (currency or "") if ch.isalnum() or ch in "$€£¥ ").strip()
+    return f'#,##0.00 "{code}"' if code else "#,##0.00"
+
+
+def _leads_sheet(ws, frame: pd.DataFrame, *, money: str) -> None:
+    """The ranked deals, without the columns that are the same on every row (the ``about``
+    sheet states them once)."""
+    ws.title = "leads"
+    columns = [
+        c for c in _columns(frame) if not (c in ABOUT_ONLY and frame[c].nunique(dropna=False) <= 1)
+    ]
+    _table_sheet(ws, frame, columns, money=money)
+
+
+def _table_sheet(ws, frame: pd.DataFrame, columns: list[str], *, money: str) -> None:
+    """A bold, filterable table of ``columns``, frozen below the header and right of the
+    deal id; numbers and times stay numbers and times; reasons wrap."""
+    from openpyxl.styles import Alignment, Font
     from openpyxl.utils import get_column_letter
 
-    columns = _columns(frame)
-    ws.title = "leads"
     ws.append(columns)
     for cell in ws[1]:
         cell.font = Font(bold=True)
@@ -158,11 +199,17 @@ def _leads_sheet(ws, frame: pd.DataFrame) -> None:
     for i, column in enumerate(columns, 1):
         letter = get_column_letter(i)
         ws.column_dimensions[letter].width = WIDTHS.get(column, 14)
-        number_format = _number_format(column)
-        if number_format:
+        number_format = money if column in MONEY else _number_format(column)
+        wrap = Alignment(wrap_text=True, vertical="top") if column in REASONS else None
+        if number_format or wrap:
             for (cell,) in ws.iter_rows(min_row=2, min_col=i, max_col=i):
-                cell.number_format = number_format
-    ws.freeze_panes = "A2"
+                if number_format:
+                    cell.number_format = number_format
+                if wrap:
+                    cell.alignment = wrap
+    key = "deal_name" if "deal_name" in columns else "deal_id"  # the deal stays in view
+    frozen = columns.index(key) + 2 if key in columns else 1
+    ws.freeze_panes = f"{get_column_letter(frozen)}2"
     ws.auto_filter.ref = f"A1:{get_column_letter(len(columns))}{max(len(frame) + 1, 1)}"
 
 
@@ -171,8 +218,8 @@ def _cell_value(column: str) -> Callable[[object], object]:
         return lambda v: None if _missing(v) else float(v)
     if column in WHOLE:
         return lambda v: None if _missing(v) else int(v)
-    if column == "as_of":
-        return lambda v: None if _missing(v) else iso_utc(v)
+    if column in STAMPS:  # a date-time cell (UTC; Excel has no time zones)
+        return lambda v: None if _missing(v) else _utc_naive(v)
     return lambda v: None if _missing(v) else str(v)
 
 
@@ -186,7 +233,15 @@ def _as_text(cells) -> None:
                 cell.quotePrefix = True
 
 
+def _utc_naive(value) -> datetime:
+    t = pd.Timestamp(value)
+    t = t.tz_localize("UTC") if t.tzinfo is None else t.tz_convert("UTC")
+    return t.tz_localize(None).floor("s").to_pydatetime()
+
+
 def _number_format(column: str) -> str | None:
+    if column in STAMPS:
+        return "yyyy-mm-dd hh:mm:ss"
     if column in PROBABILITIES:
         return "0.0%"
     if column in MONEY:
@@ -241,6 +296,8 @@ def about_table(
         "next_stage": "the most likely next state (an open stage, won or lost); "
         "p_next_stage is its probability",
         "days_in_stage": "whole days since the deal entered its current stage",
+        "deal_name / account_name / owner_name": "names from the CRM (empty when it has none); "
+        "the ids are the keys",
         "reasons_up / reasons_down": "the strongest drivers raising / lowering p_win for this deal",
         "priority": rule,
         "rank / owner_rank": "rank over the whole team / within the deal's owner",

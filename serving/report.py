@@ -9,6 +9,7 @@ bottlenecks, conversion by source / industry / owner, model quality, forecast, p
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import PurePath
 
 import pandas as pd
 
@@ -17,6 +18,7 @@ from crm.schemas import Funnel
 from features.snapshots import latest_timestamp
 from serving import report_charts as charts
 from serving import report_html as h
+from serving.changes import change_counts
 from serving.funnel import funnel_summary
 from serving.report_funnel import (
     bottleneck_section,
@@ -26,6 +28,7 @@ from serving.report_funnel import (
     missing_history,
     time_section,
 )
+from serving.report_headline import revenue_headline
 from serving.report_tables import (
     conversion_by,
     forecast_scores,
@@ -47,6 +50,7 @@ SECTIONS = (
     ("model", "Model quality"),
     ("forecast", "Revenue forecast"),
     ("priorities", "Top of the prioritised list"),
+    ("changes", "Changes since the last export"),
 )
 #: Columns the forecast backtest must have.
 FORECAST_BACKTEST = ("period", "method", "p10", "p50", "p90", "actual")
@@ -55,6 +59,7 @@ FORECAST_COLUMNS = ("period", "kind", "already_won", "open_expected", "new_expec
                     "forecast", "p10", "p50", "p90")  # fmt: skip
 TOP_OWNERS = 15
 TOP_LEADS = 20
+TOP_CHANGES = 40
 MODELS = {
     "p_win": "served model",
     "p_win_lightgbm": "LightGBM alone (before the stage-table blend)",
@@ -72,7 +77,10 @@ class ReportInputs:
     ``metrics``/``predictions``: the backtest's ``metrics.json`` and test predictions;
     ``forecast_backtest``: columns period, method, forecast, p10, p50, p90, actual;
     ``forecast``: the latest forecast table as written; ``fan_chart``: its PNG bytes;
-    ``leads``: the latest prioritised-leads export; ``sources``: name -> file shown.
+    ``leads``: the latest prioritised-leads export; ``sources``: name -> file shown;
+    ``previous_forecast``: the forecast before ``forecast`` (the headline's change line);
+    ``changes``: :func:`serving.changes.export_changes` of ``leads`` against the export
+    before it; ``currency``: of the amounts (labels only; None: "deal currency").
     """
 
     data: CRMData
@@ -86,6 +94,9 @@ class ReportInputs:
     leads: pd.DataFrame | None = None
     sources: dict[str, str] | None = None
     ece_bins: int = 10
+    previous_forecast: pd.DataFrame | None = None
+    changes: pd.DataFrame | None = None
+    currency: str | None = None
 
 
 def build_report(inputs: ReportInputs) -> str:
@@ -106,14 +117,15 @@ def build_report(inputs: ReportInputs) -> str:
         _conversion(data, end),
         _model(inputs),
         _forecast(inputs),
-        _priorities(inputs.leads),
+        _priorities(inputs.leads, inputs.as_of),
+        _changes(inputs.changes),
     ]
     return h.page(f"dealcast funnel report {inputs.as_of.date()}", body)
 
 
 def _header(inputs: ReportInputs, s) -> str:
     closed = s.n_won + s.n_lost
-    nav = "".join(f'<a href="#{a}">{h.esc(t)}</a>' for a, t in SECTIONS)
+    nav = " ".join(f'<a href="#{a}">{h.esc(t)}</a>' for a, t in SECTIONS)
     tables = ", ".join(inputs.data.present())
     lines = [
         "<header>",
@@ -140,12 +152,31 @@ def _header(inputs: ReportInputs, s) -> str:
                 ),
             ]
         ),  # fmt: skip
+        _headline(inputs),
         f"<nav>{nav}</nav>",
     ]
     if inputs.sources:
-        used = "; ".join(f"{k}: {v}" for k, v in inputs.sources.items())
+        # file names, not the machine's paths: the page is mailed to people without them
+        used = "; ".join(f"{k}: {PurePath(v).name}" for k, v in inputs.sources.items())
         lines.append(h.para(f"Inputs: {used}", "note"))
     return "\n".join([*lines, "</header>"])
+
+
+def _headline(inputs: ReportInputs) -> str:
+    """This quarter's revenue (:mod:`serving.report_headline`), with the backtest's
+    P10-P90 coverage of dealcast's own past forecasts when there is one."""
+    coverage = None
+    bt = inputs.forecast_backtest
+    if bt is not None and not bt.empty and set(FORECAST_BACKTEST) <= set(bt.columns):
+        scores = forecast_scores(bt).set_index("method")
+        if "dealcast" in scores.index:
+            coverage = float(scores.loc["dealcast", "coverage_p10_p90"])
+    return revenue_headline(
+        inputs.forecast,
+        previous=inputs.previous_forecast,
+        backtest_coverage=coverage,
+        currency=inputs.currency,
+    )
 
 
 def _transitions(data: CRMData, funnel: Funnel) -> str:
@@ -255,7 +286,7 @@ def _forecast(inputs: ReportInputs) -> str:
         parts.append(h.image(inputs.fan_chart, "forecast fan chart"))
     if fc is not None:
         shown = [c for c in FORECAST_COLUMNS if c in fc.columns] or list(fc.columns)
-        parts += ["<h3>Forecast of won revenue (deal currency)</h3>",
+        parts += [f"<h3>Forecast of won revenue ({h.esc(inputs.currency or 'deal currency')})</h3>",
                   h.table(fc[shown].head(36), _money_columns(fc[shown]))]  # fmt: skip
     lacking = sorted(set(FORECAST_BACKTEST) - set(bt.columns)) if bt is not None else []
     if lacking:
@@ -266,21 +297,37 @@ def _forecast(inputs: ReportInputs) -> str:
                   h.para("Coverage = share of past periods whose actual fell inside P10-P90 "
                          "(about 80% is right); WAPE = sum |forecast - actual| / sum actual; "
                          "bias = sum (forecast - actual) / sum actual.", "note"),
-                  h.table(forecast_scores(bt), {"periods": "count", "coverage_p10_p90": "pct",
-                                                "wape": "pct", "bias": "pct"})]  # fmt: skip
+                  h.table(_readable_scores(forecast_scores(bt)),
+                          {"periods": "count", "inside P10–P90": "pct", "WAPE": "pct",
+                           "bias": "pct"})]  # fmt: skip
     return h.section("forecast", title, parts)
+
+
+def _readable_scores(scores: pd.DataFrame) -> pd.DataFrame:
+    """The forecast scores with the names a revenue leader reads (no code names)."""
+    names = {m: label for m, (label, _) in charts.METHODS.items()}
+    return scores.assign(method=scores["method"].map(lambda m: names.get(m, m))).rename(
+        columns={"coverage_p10_p90": "inside P10–P90", "wape": "WAPE"}
+    )
 
 
 def _money_columns(frame: pd.DataFrame) -> dict[str, str]:
     return {c: "money" for c in frame.columns if pd.api.types.is_float_dtype(frame[c])}
 
 
-def _priorities(leads: pd.DataFrame | None) -> str:
+def _priorities(leads: pd.DataFrame | None, as_of: pd.Timestamp) -> str:
+    """The latest export dated on or before ``as_of`` (a back-dated report never shows a
+    later one, so "none" means none of that date or before)."""
     title = "Top of the prioritised list"
     if leads is None:
+        day = as_of.date().isoformat()
         return h.section("priorities", title, [h.missing(
-            "No prioritised-leads export yet: run `dealcast score`.")])  # fmt: skip
-    cols = [c for c in ("rank", "deal_id", "owner_id", "stage", "amount", "p_win",
+            f"No prioritised-leads export dated {day} or earlier: run `dealcast score "
+            f"--as-of {day}` to rank the deals open then.")])  # fmt: skip
+    names = [c for c in ("deal_name", "account_name", "owner_name")
+             if c in leads and leads[c].notna().any()]  # fmt: skip
+    owner = [] if "owner_name" in names else ["owner_id"]
+    cols = [c for c in ("rank", "deal_id", *names, *owner, "stage", "amount", "p_win",
                         "expected_value", "reasons_up", "reasons_down") if c in leads]  # fmt: skip
     as_of = leads["as_of"].iloc[0] if "as_of" in leads and len(leads) else None
     note = f"{len(leads):,} open deals ranked" + (f" as of {as_of}" if as_of is not None else "")
@@ -289,4 +336,26 @@ def _priorities(leads: pd.DataFrame | None) -> str:
                "p_win × amount.", "note"),
         h.table(leads[cols].head(TOP_LEADS),
                 {"rank": "count", "amount": "money", "p_win": "prob", "expected_value": "money"}),
+    ])  # fmt: skip
+
+
+def _changes(changes: pd.DataFrame | None) -> str:
+    title = "Changes since the last export"
+    if changes is None:
+        return h.section("changes", title, [h.missing(
+            "No earlier export to compare with: the next scoring day lists new deals, "
+            "stage moves, p_win moves and deals closed since this one.")])  # fmt: skip
+    counts = change_counts(changes)
+    since = changes["previous_as_of"].dropna()
+    when = f" (previous export: {pd.Timestamp(since.iloc[0]).date()})" if len(since) else ""
+    columns = ("change", "deal_id", "deal_name", "owner_id", "stage_before", "stage_now",
+               "p_win_before", "p_win_now", "amount")  # fmt: skip
+    shown = [c for c in columns if c in changes]
+    return h.section("changes", title, [
+        h.kpis([(kind, f"{n:,}") for kind, n in counts.items()]),
+        h.para(f"Each change is a row; p_win moves are listed from "
+               f"{100 * changes.attrs.get('threshold', float('nan')):.0f} points "
+               f"(score.change_threshold){when}.", "note"),
+        h.table(changes[shown].head(TOP_CHANGES),
+                {"p_win_before": "prob", "p_win_now": "prob", "amount": "money"}),
     ])  # fmt: skip

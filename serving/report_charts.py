@@ -1,34 +1,29 @@
-"""The funnel report's charts: matplotlib (Agg) figures rendered to PNG bytes.
+"""The funnel report's charts: matplotlib figures rendered to PNG bytes.
 
-Every chart has a title, labelled axes and units; :func:`png` turns a figure into bytes
-and closes it, so a long report does not keep figures alive.
+Every chart has a title, labelled axes and units. Figures are made without pyplot, so
+importing this module never chooses a backend: a notebook shows them inline, a server
+thread renders them with :func:`png` (Agg), and nothing keeps them alive afterwards.
 """
 
 from __future__ import annotations
 
 import io
 
-import matplotlib
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter
 
-matplotlib.use("Agg")
-
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
-from matplotlib.ticker import FuncFormatter  # noqa: E402
-
-from models.plots import lift_chart, reliability_diagram  # noqa: E402
+from models.plots import lift_chart, reliability_diagram
 
 #: Prediction columns drawn against the outcome, the served model first.
 SCORES = ("p_win", "p_win_stage_rate", "p_win_logreg", "p_win_base_rate")
 
 
 def png(fig: Figure, *, dpi: int = 100) -> bytes:
-    """The figure as PNG bytes (no timestamp metadata); the figure is closed."""
+    """The figure as PNG bytes (no timestamp metadata)."""
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=dpi, metadata={"Software": None})
-    plt.close(fig)
     return buffer.getvalue()
 
 
@@ -44,7 +39,8 @@ CURVE_LABELS = {"won": "won", "lost": "lost", "to_next": "went to a later stage"
 def funnel_chart(stages: pd.DataFrame) -> Figure:
     """Deals that entered each stage (horizontal bars, first stage on top), annotated with
     the censoring-aware share that went on."""
-    fig, ax = plt.subplots(figsize=(8, 0.5 * len(stages) + 1.5))
+    fig = Figure(figsize=(8, 0.5 * len(stages) + 1.5))
+    ax = fig.subplots()
     y = np.arange(len(stages))[::-1]
     entered = stages["entered"].to_numpy(float)
     ax.barh(y, entered, color=COLORS["to_next"])
@@ -64,7 +60,8 @@ def funnel_chart(stages: pd.DataFrame) -> Figure:
 
 def stay_chart(times: pd.DataFrame) -> Figure:
     """Kaplan–Meier median, p75 and p90 days in each stage (running stays included)."""
-    fig, ax = plt.subplots(figsize=(8, 4))
+    fig = Figure(figsize=(8, 4))
+    ax = fig.subplots()
     x = np.arange(len(times))
     shades = ("#3b6ea8", "#7b9fcb", "#b9cbe3")
     for k, (col, label) in enumerate(
@@ -85,8 +82,8 @@ def incidence_chart(curves: pd.DataFrame, stages: list[str]) -> Figure:
     entering it of won, lost, going on and lost from the stage, with 90 % bands."""
     cols = min(3, max(1, len(stages)))
     rows = int(np.ceil(len(stages) / cols))
-    fig, axes = plt.subplots(rows, cols, figsize=(10, 2.9 * rows + 0.6), sharey=True,
-                             squeeze=False)  # fmt: skip
+    fig = Figure(figsize=(10, 2.9 * rows + 0.6))
+    axes = fig.subplots(rows, cols, sharey=True, squeeze=False)
     for ax, stage in zip(axes.flat, stages, strict=False):
         for measure, label in CURVE_LABELS.items():
             c = curves[(curves["stage"] == stage) & (curves["measure"] == measure)]
@@ -114,8 +111,8 @@ def cohort_chart(curves: pd.DataFrame, table: pd.DataFrame) -> Figure:
     n = len(table)
     cols = min(4, max(1, n))
     rows = int(np.ceil(n / cols))
-    fig, axes = plt.subplots(rows, cols, figsize=(10, 2.4 * rows + 0.6), sharex=True,
-                             sharey=True, squeeze=False)  # fmt: skip
+    fig = Figure(figsize=(10, 2.4 * rows + 0.6))
+    axes = fig.subplots(rows, cols, sharex=True, sharey=True, squeeze=False)
     for ax, r in zip(axes.flat, table.itertuples(index=False), strict=False):
         c = curves[curves["cohort"] == r.cohort]
         ax.plot(c["days"], c["previous"], color=COLORS["previous"], lw=1.2, ls=":",
@@ -159,25 +156,29 @@ def quality_charts(pred: pd.DataFrame, *, n_bins: int) -> dict[str, Figure]:
     }
 
 
+#: Forecast methods as a reader knows them, each with its colour in every chart.
+METHODS = {
+    "dealcast": ("dealcast", "#3b6ea8"),
+    "stage_weighted": ("stage-weighted (amount × stage rate)", "#8a8f98"),
+}
+
+
 def forecast_backtest_chart(backtest: pd.DataFrame) -> Figure:
     """Per method: the P10-P90 band and P50 of each past period, with what really closed."""
-    fig, ax = plt.subplots(figsize=(9, 4.2))
+    fig = Figure(figsize=(9, 4.2))
+    ax = fig.subplots()
     periods = sorted(set(backtest["period"].astype(str)))
     x = {p: i for i, p in enumerate(periods)}
     for k, (method, rows) in enumerate(backtest.groupby("method", sort=False)):
         xs = rows["period"].astype(str).map(x).to_numpy()
         order = np.argsort(xs)
+        name, color = METHODS.get(str(method), (str(method), f"C{k}"))
         ax.fill_between(
             xs[order], rows["p10"].to_numpy(float)[order], rows["p90"].to_numpy(float)[order],
-            alpha=0.18, color=f"C{k}",
+            alpha=0.18, color=color, label=f"{name}: P10–P90",
         )  # fmt: skip
-        ax.plot(
-            xs[order],
-            rows["p50"].to_numpy(float)[order],
-            marker=".",
-            label=f"{method} P50",
-            color=f"C{k}",
-        )
+        ax.plot(xs[order], rows["p50"].to_numpy(float)[order], marker=".", color=color,
+                label=f"{name}: P50")  # fmt: skip
     actual = backtest.assign(period=backtest["period"].astype(str)).drop_duplicates("period")
     actual = actual[actual["actual"].notna()]
     ax.plot(actual["period"].map(x), actual["actual"].to_numpy(float), "ko-", label="actual")

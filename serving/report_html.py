@@ -47,11 +47,27 @@ table.matrix td small { display: block; color: #5a6270; }
 td.next { box-shadow: inset 0 -3px 0 #2e8b57; }
 td.skip { box-shadow: inset 0 -3px 0 #8a63d2; }
 td.back { box-shadow: inset 0 -3px 0 #d2691e; }
-.grid { display: grid; grid-template-columns: repeat(auto-fit, minmax(420px, 1fr)); gap: 12px; }
+.grid { display: grid; grid-template-columns: repeat(auto-fit, minmax(min(100%, 420px), 1fr));
+  gap: 12px; }
 .cols { display: grid; grid-template-columns: repeat(auto-fit, minmax(min(100%, 560px), 1fr));
   gap: 0 24px; align-items: start; }
 img { max-width: 100%; height: auto; display: block; margin: 8px 0; }
 img.wide { min-width: 680px; }
+@media (max-width: 600px) {
+  main { padding: 12px 8px 32px; }
+  section { padding: 12px 10px; }
+  h1 { font-size: 21px; }
+  .kpi { min-width: 0; flex: 1 1 40%; }
+  .kpi b { font-size: 18px; }
+}
+@media print {
+  body { background: #fff; font-size: 11pt; }
+  main { max-width: none; padding: 0; }
+  nav { display: none; }
+  section { box-shadow: none; border: 1px solid #ccd; break-inside: avoid-page; }
+  .scroll { overflow: visible; }
+  img.wide { min-width: 0; }
+}
 td.ci { white-space: nowrap; }
 .legend span { margin-right: 14px; white-space: nowrap; }
 .legend i { display: inline-block; width: 18px; height: 4px; vertical-align: middle;

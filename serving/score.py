@@ -40,8 +40,11 @@ COLUMNS: tuple[str, ...] = (
     "rank",
     "owner_rank",
     "deal_id",
+    "deal_name",
     "account_id",
+    "account_name",
     "owner_id",
+    "owner_name",
     "stage",
     "days_in_stage",
     "amount",
@@ -159,7 +162,7 @@ def score_open_deals(
         raise NoOpenDealsError(f"no deal is open at {as_of}: nothing to score")
     absent = tuple(t for t in ("accounts", "stage_history", "touchpoints") if data.table(t) is None)
     check_feature_columns((close, next_stage), features.columns, absent_tables=absent)
-    out = _deal_columns(data.deals, features)
+    out = _deal_columns(data, features)
     if day_drift is None:
         out["p_win"], drift = close.predict_checked(features)
     else:
@@ -183,8 +186,10 @@ def score_open_deals(
     return ranked
 
 
-def _deal_columns(deals: pd.DataFrame, features: pd.DataFrame) -> pd.DataFrame:
-    """Ids, stage, whole days in stage and amount of the scored rows, in their order."""
+def _deal_columns(data: CRMData, features: pd.DataFrame) -> pd.DataFrame:
+    """Ids, names, stage, whole days in stage and amount of the scored rows, in their order.
+    Names come from the contract's ``name`` / ``owner_name`` columns (empty without them)."""
+    deals = data.deals
     info = deals.set_index(deals["deal_id"].astype("str"))
     ids = features["deal_id"].astype("str")
 
@@ -202,13 +207,24 @@ def _deal_columns(deals: pd.DataFrame, features: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(
         {
             "deal_id": pd.array(ids.to_numpy(), dtype="str"),
+            "deal_name": column("name", "str"),
             "account_id": column("account_id", "str"),
+            "account_name": _account_names(data.accounts, column("account_id", "str")),
             "owner_id": column("owner_id", "str"),
+            "owner_name": column("owner_name", "str"),
             "stage": pd.array(np.where(stage == "(all)", None, stage), dtype="str"),
             "days_in_stage": pd.array(np.where(np.isnan(days), None, days), dtype="Int64"),
             "amount": _amounts(info, ids),
         }
     )
+
+
+def _account_names(accounts: pd.DataFrame | None, account_ids: pd.array) -> pd.array:
+    if accounts is None or "name" not in accounts:
+        return pd.array([None] * len(account_ids), dtype="str")
+    unique = accounts.drop_duplicates("account_id")
+    names = pd.Series(unique["name"].to_numpy(), index=unique["account_id"].astype("str"))
+    return pd.array(names.reindex(pd.Series(account_ids, dtype="str")).to_numpy(), dtype="str")
 
 
 def _amounts(info: pd.DataFrame, ids: pd.Series) -> np.ndarray:

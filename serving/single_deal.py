@@ -1,6 +1,6 @@
 """A posted deal's rows against a loaded CRM: which rows it replaces, and the data to score.
 
-The CRM is indexed once (:class:`DealIndex`: every deal's row positions, row hashes to
+The CRM is indexed once (:class:`DealIndex`: every deal's row positions, row keys to
 tell an unchanged repost). For a posted deal it gives either only the deal's own rows as
 the CRM would hold them with the deal in place (:meth:`DealIndex.alone`, the fast path of
 :mod:`serving.posted`, with the CRM-wide aggregates from :mod:`serving.deal_features`), or
@@ -29,6 +29,7 @@ import pandas as pd
 from crm.data import CRMData
 from crm.schemas import Funnel
 from serving.deal_groups import median_slack
+from serving.row_keys import row_keys
 from serving.score import Priority, rank
 
 #: Per-deal tables whose rows of the posted deal replace the CRM's rows of that deal.
@@ -86,8 +87,8 @@ class DealIndex:
             if accounts is not None and "account_id" in accounts
             else {}
         )
-        self._hashes = {
-            name: row_hashes(frame, frame.columns)
+        self._keys = {
+            name: row_keys(frame)
             for name in ("deals", *DEAL_TABLES)
             if (frame := data.table(name)) is not None
         }
@@ -99,29 +100,34 @@ class DealIndex:
 
     def same_rows(self, table: str, deal_id: str, posted: pd.DataFrame) -> bool:
         """Whether ``posted`` holds exactly the CRM's rows of the deal in ``table`` (any
-        order; a CRM column not posted must be empty there; no column the CRM lacks)."""
+        order; a column only one side has must be empty on it, e.g. an optional contract
+        column the API's body always carries: :mod:`serving.row_keys`)."""
         return self.same_rows_many(table, [(deal_id, posted)])[0]
 
-    def same_rows_many(self, table: str, items: list[tuple[str, pd.DataFrame]]) -> list[bool]:
-        """:meth:`same_rows` of each ``(deal_id, posted)``; the posted frames of the same
-        columns and dtypes are hashed in one pass (the cost of hashing is mostly per call)."""
-        crm, out = self.data.table(table), [False] * len(items)
+    def same_rows_many(
+        self, table: str, items: list[tuple[str, pd.DataFrame]], keys: list | None = None
+    ) -> list[bool]:
+        """:meth:`same_rows` of each ``(deal_id, posted)``. ``keys``: the posted rows'
+        :func:`~serving.row_keys.row_keys` where known (None: computed here, the frames of
+        the same columns and dtypes in one pass, as the cost is mostly per call)."""
+        out, known = [False] * len(items), list(keys or [None] * len(items))
         alike: dict[tuple, list[int]] = {}
         for k, (deal_id, posted) in enumerate(items):
-            if len(self.crm_rows(table, deal_id)) == len(posted) and not (
-                set(posted.columns) - set(crm.columns)
-            ):
+            if known[k] is None and len(self.crm_rows(table, deal_id)) == len(posted):
                 key = (tuple(posted.columns), tuple(map(str, posted.dtypes)))
                 alike.setdefault(key, []).append(k)
         for members in alike.values():
             frames = [items[k][1] for k in members]
             both = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
-            hashes = row_hashes(both, crm.columns)
             ends = np.cumsum([len(f) for f in frames])
+            every = row_keys(both)
             for k, end, frame in zip(members, ends, frames, strict=True):
-                ours = np.sort(hashes[end - len(frame) : end])
-                rows = self.crm_rows(table, items[k][0])
-                out[k] = bool(np.array_equal(ours, np.sort(self._hashes[table][rows])))
+                known[k] = every[end - len(frame) : end]
+        for k, (deal_id, _) in enumerate(items):
+            rows = self.crm_rows(table, deal_id)
+            if known[k] is not None and len(known[k]) == len(rows):
+                theirs = np.sort(self._keys[table][rows])
+                out[k] = bool(np.array_equal(np.sort(known[k]), theirs))
         return out
 
     def merged(self, posted: list[CRMData]) -> tuple[CRMData, list[list[Note]]]:
@@ -326,9 +332,12 @@ def _concat(base: pd.DataFrame, *others: pd.DataFrame | None) -> pd.DataFrame:
             columns[column] = _cast(values.reset_index(drop=True), kind, column).array
         else:
             columns[column] = values.array
+    added = pd.DataFrame(columns, copy=False)
+    if not len(base):  # the columns are typed as base's: nothing to append to
+        return added
     if grown:
         base = base.assign(**grown)
-    return pd.concat([base, pd.DataFrame(columns, copy=False)], ignore_index=True)
+    return pd.concat([base, added], ignore_index=True)
 
 
 def _texts(values: pd.Series) -> list[str | None]:
@@ -385,7 +394,8 @@ def unchanged_many(
     for table in ("deals", *DEAL_TABLES):
         members = [i for i, tables in compare.items() if table in tables]
         items = [(ids[i], posted[i].table(table)) for i in members]
-        for i, same in zip(members, index.same_rows_many(table, items), strict=True):
+        keys = [getattr(posted[i], "keys", {}).get(table) for i in members]
+        for i, same in zip(members, index.same_rows_many(table, items, keys), strict=True):
             if not same:
                 del compare[i]
     out: list[pd.DataFrame | None] = [None] * len(posted)
@@ -424,20 +434,6 @@ def _tables_to_compare(index: DealIndex, posted: CRMData, listed: bool) -> list 
             continue
         tables.append(table)
     return tables
-
-
-def row_hashes(frame: pd.DataFrame, columns: pd.Index) -> np.ndarray:
-    """One hash per row of its values in ``columns`` (a column the frame lacks is empty):
-    equal rows hash equal whatever the column dtypes (missing values as None, booleans
-    apart from 0 / 1), so a posted deal's rows can be matched with the CRM's."""
-    cells = frame.reindex(columns=columns).to_numpy(dtype=object)
-    cells[pd.isna(cells)] = None
-    for j, column in enumerate(columns):
-        if column in frame and pd.api.types.is_bool_dtype(frame[column].dtype):
-            for i in np.flatnonzero(cells[:, j] != None):  # noqa: E711 - elementwise
-                cells[i, j] = ("bool", cells[i, j])
-    rows = (hash(tuple(row)) for row in cells.tolist())
-    return np.fromiter(rows, dtype=np.int64, count=len(cells))
 
 
 def contiguous(data: CRMData) -> CRMData:

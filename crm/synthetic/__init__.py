@@ -29,6 +29,7 @@ from crm.synthetic import frames
 from crm.synthetic.accounts import account_created_days, make_accounts, n_accounts_for
 from crm.synthetic.deals import SOURCES, make_deals
 from crm.synthetic.messy import make_messy
+from crm.synthetic.names import with_names
 from crm.synthetic.owners import make_owners, n_owners_for
 from crm.synthetic.progression import simulate, win_probability
 from crm.synthetic.recording import transform_frames
@@ -164,6 +165,7 @@ def generate_crm(
     numbers = frames.account_numbers(account_created)
     account_ids = frames.take_ids(account_frame["account_id"], numbers - 1)
     deal_frame = frames.deals_frame(deals, paths, account_ids, timeline)
+    account_frame, deal_frame = with_names(account_frame, deal_frame)
     data = CRMData(
         deals=deal_frame,
         accounts=account_frame,

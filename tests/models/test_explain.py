@@ -19,7 +19,7 @@ def test_template_phrases():
     assert phrase("tp__days_since_last_meeting", 41.0, ROW, {}) == "no meeting in 41 days"
     assert phrase("tp__decision_maker_engaged", 1.0, ROW, {}) == "decision maker engaged"
     older = phrase("stage__days_older_than_typical", 21.0, ROW, {})
-    assert older == "3 weeks longer in proposal than usual"
+    assert older == "deal 3 weeks older than deals usually are on entering proposal"
     assert phrase("tp__channel_demo_30d", 0.0, ROW, {}) == "no demo in the last 30 days"
     assert phrase("owner__win_rate", 0.42, ROW, {}) == "rep wins 42 % of closed deals"
 
@@ -51,8 +51,21 @@ def test_template_phrases():
         ("stage__n_skipped", 1.0, "skipped 1 stage"),
         ("stage__days_spent_meeting", 0.0, "no earlier stay in meeting"),
         ("stage__days_spent_meeting", 9.0, "spent 9 days in meeting before"),
-        ("stage__days_older_than_typical", 10.0, "10 days longer in proposal than usual"),
-        ("stage__days_older_than_typical", -30.0, "moving faster than usual in proposal"),
+        (
+            "stage__days_older_than_typical",
+            10.0,
+            "deal 10 days older than deals usually are on entering proposal",
+        ),
+        (
+            "stage__days_older_than_typical",
+            -30.0,
+            "deal 4 weeks younger than deals usually are on entering proposal",
+        ),
+        (
+            "stage__days_older_than_typical",
+            122.0,
+            "deal 4 months older than deals usually are on entering proposal",
+        ),
         ("stage__win_rate", 0.35, "deals in proposal win 35 %"),
         # touchpoints
         ("tp__channel_meeting_30d", 4.0, "4 meetings in the last 30 days"),
@@ -65,6 +78,8 @@ def test_template_phrases():
         ("tp__touches_total", 162.0, "162 touches so far"),
         ("tp__days_since_last", 41.0, "no touch in 41 days"),
         ("tp__days_since_last", 2.2, "last touch 2 days ago"),
+        ("tp__days_since_last", 56.9, "no touch in 56 days"),  # whole days, as in the export
+        ("stage__days_in_current", 56.9, "56 days in proposal"),
         ("tp__days_since_last", None, "no touch yet"),
         ("tp__days_since_last_demo", None, "no demo yet"),
         ("tp__inbound_share", 0.8, "buyer started 80 % of touches"),
@@ -89,7 +104,8 @@ def test_template_phrases():
         ("owner__n_closed", 141.0, "rep has closed 141 deals"),
         ("owner__open_deals", 12.0, "rep has 12 open deals"),
         # calendar
-        ("cal__days_to_quarter_end", 30.0, "30 days to quarter end"),
+        ("cal__days_to_quarter_end", 30.0, None),  # true for every deal: not a reason
+        ("cal__days_to_quarter_end", 1.0, None),
         ("cal__days_past_expected_close", 12.0, "12 days past the expected close date"),
         ("cal__days_past_expected_close", -5.0, "expected close in 5 days"),
         ("cal__days_past_expected_close", None, "no expected close date"),
@@ -167,3 +183,22 @@ def test_top_drivers_point_up_and_down(small_backtest, fitted_close):
     assert not drivers["phrase"].str.contains("usual age|0-based|: 1.0").any()
     assert drivers.groupby(["row", "direction"]).size().max() <= 3
     assert np.isfinite(drivers["contribution"]).all()
+
+
+def test_an_unknown_value_is_never_a_reason_up():
+    """ "account revenue unknown" was listed as a reason the deal would win: an unknown is a
+    data gap, a true reason down but never a buying signal."""
+    matrix = pd.DataFrame(
+        {
+            "account__log_annual_revenue": [np.nan],
+            "made__thing": [np.nan],
+            "owner__win_rate": [0.31],
+            "account__industry": [None],
+        }
+    )
+    trees = _Trees([[0.9, 0.8, 0.3, -0.5, 0.0]])
+    drivers = top_drivers(trees, matrix, top_n=3, meanings={"made__thing": "A thing."})
+    ups = drivers.loc[drivers["direction"] == "up", "phrase"].tolist()
+    downs = drivers.loc[drivers["direction"] == "down", "phrase"].tolist()
+    assert ups == ["rep wins 31 % of closed deals"]
+    assert downs == ["industry unknown"]

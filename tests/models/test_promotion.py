@@ -10,11 +10,15 @@ from crm.data import CRMData
 from models.history_check import HistoryRecord, compare_history, record_history
 from models.promotion import (
     ACCEPT_FLAG,
+    NO_BACKTEST,
     Decision,
+    challenger_frames,
     decide,
+    decide_models,
     decide_pair,
     fair_window,
     history_verdict,
+    judge,
 )
 
 END = pd.Timestamp("2025-01-01", tz="UTC")
@@ -139,3 +143,63 @@ def test_a_champion_trained_after_the_window_is_not_a_fair_comparison():
     t = pd.Timestamp("2025-01-01", tz="UTC")
     assert fair_window(t, t) and not fair_window(t + pd.Timedelta(days=1), t)
     assert not fair_window(pd.NaT, t)
+
+
+def _predictions() -> pd.DataFrame:
+    return pd.DataFrame({
+        "won": pd.array([True, False, True, None], dtype="boolean"),
+        "p_win": [0.9, 0.1, 0.8, 0.5],
+        "next_stage_true": ["won", "lost", None, "won"],
+        "p_next__won": [0.9, 0.1, 0.5, 0.8],
+        "p_next__lost": [0.1, 0.9, 0.5, 0.2],
+    })  # fmt: skip
+
+
+def test_judge_scores_the_champion_only_on_a_fair_window():
+    t = pd.Timestamp("2025-01-01", tz="UTC")
+    asked = []
+
+    def champion_scores():
+        asked.append(1)
+        return pd.DataFrame({"p_win": [0.5] * 4})
+
+    common = {"challenger_cutoff": t, "champion_version": "4", "min_gain": 0.0,
+              "champion_scores": champion_scores}  # fmt: skip
+    late = judge("close", predictions=_predictions(), champion_cutoff=t + pd.Timedelta(days=1),
+                 **common)  # fmt: skip
+    assert not late.promote and "champion v4 was trained after" in late.reason and not asked
+    assert judge("close", predictions=None, champion_cutoff=t, **common) == NO_BACKTEST
+    fair = judge("close", predictions=_predictions(), champion_cutoff=t, **common)
+    assert fair.promote and "beats champion v4" in fair.reason and asked == [1]
+
+
+def test_challenger_frames_of_the_next_stage_model_are_its_class_probabilities():
+    truth, ours = challenger_frames(_predictions(), "next_stage")
+    assert list(ours.columns) == ["won", "lost"] and truth.iloc[1] == "lost"
+    truth, ours = challenger_frames(_predictions(), "close")
+    assert list(ours.columns) == ["p_win"] and truth.isna().sum() == 1
+
+
+def test_decide_models_asks_for_no_more_than_it_needs():
+    kinds = ["close", "next_stage"]
+    asked = []
+
+    def one(kind):
+        asked.append(kind)
+        return Decision(kind == "close", f"{kind} judged")
+
+    first = decide_models(kinds, history=None, max_rewrite_share=0.02, accept=False,
+                          decide_one=one)  # fmt: skip
+    assert all(d.reason == "first model: no champion yet" for d in first.values()) and not asked
+    old = _deals()
+    future = compare_history(_record(old), _record(old, end=END + pd.Timedelta(days=30)),
+                             clock=END)  # fmt: skip
+    refused = decide_models(kinds, history=lambda: future, max_rewrite_share=0.02,
+                            accept=False, decide_one=one)  # fmt: skip
+    assert "after the clock" in refused["close"].reason and not asked
+    assert "see the close model" in refused["next_stage"].reason
+    judged = decide_models(kinds, history=lambda: None, max_rewrite_share=0.02, accept=False,
+                           decide_one=one)  # fmt: skip
+    assert asked == kinds and not judged["close"].promote
+    assert "next_stage model did not" in judged["close"].reason
+    assert "no training-data record" in judged["close"].reason

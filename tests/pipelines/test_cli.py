@@ -29,6 +29,14 @@ def test_console_script_help_runs():
         assert command in out.stdout
 
 
+def test_version_prints_the_package_version_and_exits_0():
+    from importlib.metadata import version
+
+    result = invoke("--version")
+    assert result.exit_code == 0
+    assert result.output == f"dealcast {version('dealcast')}\n"
+
+
 @pytest.mark.parametrize("command", ["generate", "validate", "demo"])
 def test_every_command_has_help_and_takes_params(command):
     result = invoke(command, "--help")

@@ -52,7 +52,7 @@ def test_report_without_a_model_is_written_and_names_what_to_run(project):
     assert f"funnel report as of {AS_OF} 00:00:00+00:00: {path}" in result.output
     page = path.read_text(encoding="utf-8")
     assert "Funnel report, data as of 2026-03-02 00:00 UTC" in page
-    assert "run `dealcast train`" in page and "run `dealcast score`" in page
+    assert "run `dealcast train`" in page and "run `dealcast score --as-of" in page
     assert "No forecast yet" in page
     assert "https://" not in page and "http://" not in page
 
@@ -107,6 +107,12 @@ def test_latest_dated_and_fan_chart_pick_by_date(tmp_path):
     assert chosen == tmp_path / "forecast_2026-02-28.csv"
     assert fan_chart_file(tmp_path, chosen) == tmp_path / "forecast_fan_2026-02-28.png"
     assert latest_dated(tmp_path / "absent", "forecast", ".csv", as_of) is None
+    # a back-dated report before any forecast shows no fan chart of a later date
+    early = latest_dated(tmp_path, "forecast", ".csv", pd.Timestamp("2025-12-31", tz="UTC"))
+    assert early is None and fan_chart_file(tmp_path, early) is None
+    (tmp_path / "forecast_fan_2026-01-31.png").unlink(missing_ok=True)
+    january = tmp_path / "forecast_2026-01-31.csv"
+    assert fan_chart_file(tmp_path, january) is None  # its own fan is missing: none
 
 
 def test_unusable_data_exits_2(project, tmp_path):

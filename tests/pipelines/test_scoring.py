@@ -176,3 +176,33 @@ def test_hostile_ids_reach_the_spreadsheets_as_text(trained, tmp_path):
         assert result.exit_code == 0, result.output
     names = sorted(p.name for p in (tmp_path / "o").iterdir() if not p.name.startswith("."))
     assert names == [f"{STEM}_owner-a%2Fb", f"{STEM}_owner-a-b"]
+
+
+def test_the_next_days_export_lists_what_changed_and_explain_agrees(trained, tmp_path):
+    """Day 1 then day 2 into one folder: day 2's workbook has a ``changes`` sheet (new
+    deals, stage moves, closed deals since day 1), the CLI says so, and ``explain`` on a
+    deal repeats its exported p_win with every driver."""
+    folder, _ = trained
+    out = tmp_path / "exports"
+    first = invoke("score", "--data", folder / "raw", "--as-of", "2026-02-23", "--out", out,
+                   "--params", folder / "params.yaml")  # fmt: skip
+    assert first.exit_code == 0, first.output
+    assert "since the export of" not in first.output
+    second = _score(folder, "--out", out)
+    assert second.exit_code == 0, second.output
+    assert "since the export of 2026-02-23" in second.output
+    book = load_workbook(io.BytesIO((out / STEM / f"{STEM}.xlsx").read_bytes()))
+    assert book.sheetnames == ["leads", "changes", "about"]
+    rows = list(book["changes"].iter_rows(values_only=True))
+    kinds = {r[rows[0].index("change")] for r in rows[1:]}
+    assert {"new", "stage moved"} <= kinds and kinds & {"won", "lost"}
+    leads = pd.read_parquet(out / STEM / f"{STEM}.parquet")
+    top = leads.iloc[0]
+    explained = invoke("explain", top["deal_id"], "--data", folder / "raw", "--as-of", AS_OF,
+                       "--params", folder / "params.yaml")  # fmt: skip
+    assert explained.exit_code == 0, explained.output
+    assert f"p_win {top['p_win']:.3f}" in explained.output
+    assert "raising p_win (log-odds):" in explained.output and "history" in explained.output
+    missing = invoke("explain", "NO-SUCH-DEAL", "--data", folder / "raw",
+                     "--params", folder / "params.yaml")  # fmt: skip
+    assert missing.exit_code == 2 and "not in the CRM" in missing.output

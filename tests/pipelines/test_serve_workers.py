@@ -1,4 +1,4 @@
-"""``serve.workers > 1``: worker processes (spawned) sharing the listening socket."""
+"""``serve.workers > 1``: worker processes (spawned) sharing the port, a socket each."""
 
 from __future__ import annotations
 
@@ -75,6 +75,27 @@ def test_two_workers_serve_the_one_socket_and_stop_on_sigint(tmp_path):
     log = server.stderr.read()
     assert code == 0
     assert log.count("Started server process") == 2, log
+
+
+def test_connections_opened_at_once_are_spread_over_the_workers(tmp_path):
+    port = _free_port()
+    server = _run(tmp_path, port)
+    try:
+        deadline, pids = time.monotonic() + 120, []
+        while len(set(pids)) < 2 and time.monotonic() < deadline:
+            clients = [httpx.Client(base_url=f"http://127.0.0.1:{port}") for _ in range(20)]
+            try:
+                pids = [int(c.get("/", timeout=2).text) for c in clients]
+            except httpx.HTTPError:
+                time.sleep(0.2)  # not started yet
+            finally:
+                for c in clients:
+                    c.close()
+        assert len(set(pids)) == 2, pids  # each worker listens: the kernel spreads them
+        assert min(pids.count(p) for p in set(pids)) >= 3, pids
+    finally:
+        server.send_signal(2)
+        server.wait(timeout=60)
 
 
 def test_a_worker_that_cannot_start_stops_the_server_with_the_failure_code(tmp_path):

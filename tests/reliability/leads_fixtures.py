@@ -11,8 +11,11 @@ AS_OF = pd.Timestamp("2026-06-29 23:54:12", tz="UTC")
 #: The text columns of the export (everything that is not a number or the as_of stamp).
 TEXT_COLUMNS = (
     "deal_id",
+    "deal_name",
     "account_id",
+    "account_name",
     "owner_id",
+    "owner_name",
     "stage",
     "next_stage",
     "reasons_up",

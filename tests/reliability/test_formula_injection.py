@@ -40,7 +40,7 @@ def test_spreadsheet_safe_prefixes_only_formula_starts():
 
 def test_csv_text_cells_are_neutralised_in_every_text_column():
     frame = leads(PAYLOADS)
-    rows = list(csv.DictReader(io.StringIO(csv_bytes(frame).decode("utf-8"))))
+    rows = list(csv.DictReader(io.StringIO(csv_bytes(frame, bom=False).decode("utf-8"))))
     for row, payload in zip(rows, PAYLOADS, strict=True):
         for column in TEXT_COLUMNS:
             assert row[column] == "'" + payload, (column, row[column])

@@ -190,7 +190,7 @@ def test_missing_inputs_say_what_to_run(crm):
     assert "no source in this CRM" in page and "no industry in this CRM" in page
     assert "run `dealcast train`" in page
     assert "No forecast yet: run `dealcast forecast`." in page
-    assert "run `dealcast score`" in page
+    assert "run `dealcast score --as-of 2024-03-01`" in page
     assert page.count("<img") == 1  # the cohort curves: they need the deals table only
 
 
@@ -237,3 +237,22 @@ def test_forecast_backtest_without_its_columns_is_named_not_drawn(crm):
     bad = pd.DataFrame({"period": ["2024-01"], "value": [1.0]})
     page = build_report(ReportInputs(data=crm, funnel=FUNNEL, as_of=END, forecast_backtest=bad))
     assert "lacks actual, method, p10, p50, p90" in page
+
+
+def test_changes_since_the_last_export_are_counted_and_listed(crm):
+    from serving.changes import export_changes
+
+    before = pd.DataFrame({"deal_id": ["D1", "D2"], "owner_id": ["U1", "U2"],
+                           "stage": ["lead", "proposal"], "p_win": [0.1, 0.5],
+                           "amount": [10.0, 20.0], "rank": [2, 1],
+                           "as_of": pd.Timestamp("2024-02-26", tz="UTC")})  # fmt: skip
+    now = before.assign(stage=["qualified", "proposal"], p_win=[0.1, 0.8], as_of=END)
+    deals = pd.DataFrame({"deal_id": ["D1", "D2"], "outcome": [None, None]})
+    changes = export_changes(now, before, deals=deals, won_label="won", lost_label="lost",
+                             threshold=0.1)  # fmt: skip
+    page = build_report(ReportInputs(data=crm, funnel=FUNNEL, as_of=END, changes=changes))
+    assert "Changes since the last export" in page and "previous export: 2024-02-26" in page
+    assert "stage moved" in page and "p_win up" in page
+    assert "No earlier export to compare with" in build_report(
+        ReportInputs(data=crm, funnel=FUNNEL, as_of=END)
+    )

@@ -221,3 +221,23 @@ def test_owner_filter_keeps_team_wide_ranks():
     mine = for_owners(ranked, ("U1",))
     assert mine["deal_id"].tolist() == ["D3", "D1", "D4"]
     assert mine["rank"].tolist() == [2, 3, 4] and mine["owner_rank"].tolist() == [1, 2, 3]
+
+
+def test_rows_carry_the_crms_names_beside_the_ids(trained):
+    data, close, nxt, _ = trained
+    leads = _score(data, close, nxt).set_index("deal_id")
+    deals = data.deals.set_index("deal_id").loc[leads.index]
+    assert (leads["deal_name"] == deals["name"]).all()
+    assert (leads["owner_name"] == deals["owner_name"]).all()
+    accounts = data.accounts.set_index("account_id")["name"]
+    with_account = leads["account_id"].notna()
+    expected = accounts.loc[leads.loc[with_account, "account_id"]].to_numpy()
+    assert (leads.loc[with_account, "account_name"].to_numpy() == expected).all()
+    nameless = CRMData(
+        deals=data.deals.drop(columns=["name", "owner_name"]),
+        accounts=data.accounts.drop(columns=["name"]),
+        stage_history=data.stage_history,
+        touchpoints=data.touchpoints,
+    )
+    bare = _score(nameless, close, nxt)
+    assert bare[["deal_name", "account_name", "owner_name"]].isna().all().all()

@@ -16,7 +16,7 @@ from features.build import build_features
 from features.snapshots import open_deals_at
 from serving.deal_features import Day, needs_full_build, posted_features
 from serving.posted import Ranking, passes
-from serving.score import rank
+from serving.score import COLUMNS, rank
 from serving.single_deal import DealIndex, _unchanged, rank_among, unchanged_many
 from tests.serving.test_score import FUNNEL, SETTINGS
 
@@ -159,6 +159,9 @@ def test_placing_a_row_gives_the_rank_of_a_full_re_rank():
     for column in ("days_in_stage", "p_next_stage", "horizon_days", "as_of", "model_version",
                    "next_stage_model_version", "data_fingerprint"):  # fmt: skip
         leads[column] = 1.0
+    for column in COLUMNS:  # any other column of the ranked list (names, ...): text
+        if column not in leads and column not in ("rank", "owner_rank"):
+            leads[column] = pd.array(["x"] * n, dtype="str")
     leads["rank"] = leads["owner_rank"] = 0
     for priority in ("expected_value", "p_win"):
         today = rank(leads, priority=priority)
@@ -210,3 +213,21 @@ def test_unchanged_reposts_are_told_apart_together_as_one_by_one(crm):
     for got, want in zip(together, alone, strict=True):
         if want is not None:
             pd.testing.assert_frame_equal(got, want)
+
+
+def test_a_repost_carrying_empty_columns_the_crm_lacks_is_unchanged(crm):
+    """The API's body always carries every contract column (None when not posted): an
+    optional one the loaded CRM lacks is empty there too, so the repost is unchanged; a
+    value in such a column is a change."""
+    data, index, _, open_ids = crm
+    a = open_ids[0]
+    leads = pd.DataFrame({"deal_id": open_ids, "n": np.arange(len(open_ids))})
+    where = {d: i for i, d in enumerate(open_ids)}
+    own = _own(data, a)
+    blank = CRMData(deals=own.deals.assign(region=pd.Series([None], dtype="str")),
+                    stage_history=own.stage_history, touchpoints=own.touchpoints)  # fmt: skip
+    named = CRMData(deals=own.deals.assign(region=pd.Series(["EMEA"], dtype="str")),
+                    stage_history=own.stage_history, touchpoints=own.touchpoints)  # fmt: skip
+    assert "region" not in data.deals
+    found = [r is not None for r in unchanged_many(index, [blank, named], leads, where)]
+    assert found == [True, False]

@@ -27,7 +27,11 @@ class CompaniesMixin(Export):
         cols: dict[str, pd.Series] = {"account_id": ids}
         cols |= optional_columns(
             ex,
-            text=[("industry", col("industry")), ("country", col("country"))],
+            text=[
+                ("name", col("name")),
+                ("industry", col("industry")),
+                ("country", col("country")),
+            ],
             numbers=[("employees", col("employees")), ("annual_revenue", col("revenue"))],
             timestamps=[("created_at", col("created"))],
         )

@@ -27,8 +27,11 @@ class DealsMixin(Export):
         }
         self.deal_ids = cols["deal_id"]
         cols["account_id"] = self._deal_accounts(raw, accounts)
-        names = {"owner_id": "owner", "source": "source", "pipeline": "pipeline", "type": "type"}
+        names = {"name": "name", "owner_id": "owner", "source": "source",
+                 "pipeline": "pipeline", "type": "type"}  # fmt: skip
         cols |= optional_columns(ex, text=[(name, col(key)) for name, key in names.items()])
+        if col("owner") and col("owner") != "hubspot_owner_id":  # a UI export: the owner's name
+            cols["owner_name"] = cols.get("owner_id")
         cols["amount"] = self._amount(raw, ex)
         outcome = self._outcome(raw)
         cols["outcome"] = outcome

@@ -56,7 +56,11 @@ class ActivitiesMixin(Export):
         country = first_of(rows, "BillingCountry", "ShippingCountry", "Country")
         cols |= optional_columns(
             ex,
-            text=[("industry", first_of(rows, "Industry")), ("country", country)],
+            text=[
+                ("name", first_of(rows, "Name", "AccountName")),
+                ("industry", first_of(rows, "Industry")),
+                ("country", country),
+            ],
             numbers=[
                 ("employees", _has(rows, "NumberOfEmployees")),
                 ("annual_revenue", _has(rows, "AnnualRevenue")),

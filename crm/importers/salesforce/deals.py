@@ -50,8 +50,10 @@ class DealsMixin(Export):
             "created_at": ex.timestamps(Column(column="CreatedDate"), "created_at", required=True),
         }
         links = {
+            "name": ("Name", "OpportunityName"),
             "account_id": ("AccountId", "AccountName"),
             "owner_id": ("OwnerId", "OwnerName"),
+            "owner_name": ("OwnerName",),
             "source": ("LeadSource",),
         }
         cols |= optional_columns(ex, text=[(k, first_of(opps, *c)) for k, c in links.items()])

@@ -19,6 +19,7 @@ ALIASES = {
     "Owner ID": "OwnerId",
     "Opportunity Owner ID": "OwnerId",
     "Opportunity Owner": "OwnerName",
+    "Opportunity Name": "Name",
     "Account Name": "AccountName",
     "Created Date": "CreatedDate",
     "Stage": "StageName",
@@ -99,6 +100,7 @@ DEFAULT_ROLES = {
 KEEP_FIELDS = {"Type": "type", "CampaignId": "campaign_id"}
 USED_FIELDS = {
     "Id",
+    "Name",
     "AccountId",
     "AccountName",
     "OwnerId",

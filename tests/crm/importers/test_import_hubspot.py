@@ -135,3 +135,11 @@ def test_unmapped_pipeline_stage_is_reported(tmp_path, funnel):
     result = import_hubspot(tmp_path, funnel=funnel)
     assert result.summary.unmapped["stage"] == {"Onboarding": 1}
     assert pd.Series(result.data.stage_history["stage"]).tolist() == ["Onboarding"]
+
+
+def test_names_are_kept_for_the_exports(result):
+    """Deal Name, Company name and the UI export's Deal owner become the contract's names."""
+    deals = result.data.deals.set_index("deal_id")
+    assert deals.loc["101", "name"] == "Acme platform"
+    assert deals.loc["101", "owner_name"] == "Jane Doe"
+    assert result.data.accounts.set_index("account_id").loc["9001", "name"] == "Acme GmbH"

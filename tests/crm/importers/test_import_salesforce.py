@@ -196,3 +196,12 @@ def test_id18():
         "006000000000001AAA",
         "x",
     ]
+
+
+def test_names_are_kept_for_the_exports(result):
+    """Opportunity.Name and Account.Name become the contract's names (shown, never a
+    feature); a report export's owner name becomes owner_name."""
+    deals = result.data.deals.set_index("deal_id")
+    assert deals.loc[opp(1), "name"] == "Acme platform"
+    accounts = result.data.accounts.set_index("account_id")
+    assert accounts.loc[acc(1), "name"] == "Acme"
