@@ -35,7 +35,7 @@ from pipelines.catalog import (  # noqa: F401 - latest_dated re-exported
 )
 from pipelines.io import writable_folder, write_text_atomic
 from pipelines.steps import StepError, clock_of, data_end_of, fingerprint, load_usable
-from serving.changes import export_changes
+from serving.changes import export_changes, of_this_crm
 from serving.report import ReportInputs, build_report
 
 log = logging.getLogger(__name__)
@@ -140,8 +140,7 @@ def _changes(
         before = pd.read_parquet(path) if path is not None else None
     except (OSError, ValueError):
         return None
-    ids = data.deals["deal_id"].astype("str")
-    if before is None or before.empty or before["deal_id"].astype("str").isin(ids).mean() < 0.5:
+    if before is None or before.empty or not of_this_crm(before, data.deals):
         return None
     return export_changes(leads, before, deals=data.deals, won_label=WON, lost_label=LOST,
                           threshold=threshold)  # fmt: skip

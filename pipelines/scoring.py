@@ -29,7 +29,7 @@ from pipelines.catalog import LEADS_STEM, leads_files, leads_stem, previous_lead
 from pipelines.io import writable_folder, write_set
 from pipelines.params import Params
 from pipelines.steps import StepError, data_end_of, fingerprint, load_for, spec_of
-from serving.changes import change_counts, export_changes
+from serving.changes import change_counts, export_changes, of_this_crm
 from serving.score import FeatureMismatchError, NoOpenDealsError, score_open_deals
 from serving.score_notes import (
     NoOwnerDealsError,
@@ -124,8 +124,7 @@ def _changes(
         return None
     if owners:
         before = before[before["owner_id"].isin(owners)]
-    known = before["deal_id"].astype("str").isin(data.deals["deal_id"].astype("str"))
-    if len(before) and known.mean() < 0.5:
+    if not of_this_crm(before, data.deals):
         messages.append(f"no changes listed: the previous export {path.name} is of another CRM")
         return None
     changes = export_changes(leads, before, deals=data.deals, won_label=WON, lost_label=LOST,

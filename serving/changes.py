@@ -46,6 +46,18 @@ KINDS: tuple[str, ...] = (
     "p_win up",
     "p_win down",
 )
+#: Least share of a previous export's deals the CRM must still hold for that export to be
+#: of this CRM (below it, it is another CRM's and nothing is compared).
+SAME_CRM_SHARE = 0.5
+
+
+def of_this_crm(previous: pd.DataFrame, deals: pd.DataFrame) -> bool:
+    """Whether a previous export is of the CRM whose ``deals`` table is given: at least
+    :data:`SAME_CRM_SHARE` of its deal ids are in it. An empty export is of any CRM."""
+    if previous.empty:
+        return True
+    known = previous["deal_id"].astype("str").isin(deals["deal_id"].astype("str"))
+    return bool(known.mean() >= SAME_CRM_SHARE)
 
 
 def export_changes(

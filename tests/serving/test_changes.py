@@ -98,3 +98,16 @@ def test_the_same_export_twice_changes_nothing():
     )
     assert out.empty and list(out.columns) == list(COLUMNS)
     assert change_counts(out) == dict.fromkeys(KINDS, 0)
+
+
+def test_an_export_is_of_this_crm_when_at_least_half_its_deals_are_in_it():
+    from serving.changes import SAME_CRM_SHARE, of_this_crm
+
+    deals = pd.DataFrame({"deal_id": ["a", "b", "c", "d"]})
+    half = pd.DataFrame({"deal_id": ["a", "b", "x", "y"]})
+    under = pd.DataFrame({"deal_id": ["a", "x", "y", "z"]})
+    assert SAME_CRM_SHARE == 0.5
+    assert of_this_crm(half, deals) and not of_this_crm(under, deals)
+    assert of_this_crm(half.iloc[:0], deals)  # an empty export compares with any CRM
+    numbers = pd.DataFrame({"deal_id": [1, 2]})  # ids read as numbers in one file only
+    assert of_this_crm(numbers, pd.DataFrame({"deal_id": ["1", "2"]}))
