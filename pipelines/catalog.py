@@ -17,9 +17,13 @@ Where (``paths:`` key) -> what, written by:
   :func:`forecast_backtest_files`, the revenue forecast's backtest -- train
 - any ``--out`` folder of ``evaluate``: :func:`evaluation_files` -- evaluate
 - ``exports``: the set ``prioritised_leads_<DATE>/`` (CSV, XLSX, Parquet) -- score
-- ``reports``/``forecast``: :func:`forecast_files` -- forecast
+- ``reports``/``forecast``: :func:`forecast_files` (CSV, XLSX, fan chart, per-group CSVs)
+  -- forecast
 - ``reports``/``funnel``: ``funnel_report_<DATE>.html`` -- report
 - ``metrics``: the headline metrics (DVC ``metrics``, kept in git) -- metrics
+- ``archive``: :func:`archive_partition` per kind and scoring day (what each team-wide
+  score / forecast run said; history, not a DVC out) -- score, forecast
+- ``reports``/``monitor``: :func:`monitor_files` (realised calibration) -- monitor
 """
 
 from __future__ import annotations
@@ -49,6 +53,14 @@ DVC_PROJECT = ("dvc.yaml", ".dvc")  # a DVC project has both
 
 #: Sub-folders of ``paths.reports``.
 BACKTEST, FORECAST, FUNNEL = "backtest", "forecast", "funnel"
+MONITOR = "monitor"
+
+#: The archive: ``<paths.archive>/<kind>/day=<YYYY-MM-DD>/part.parquet`` (Hive-style).
+ARCHIVE_LEADS, ARCHIVE_FORECAST = "leads", "forecast"
+ARCHIVE_DAY = "day="
+ARCHIVE_PART = "part.parquet"
+MONITOR_STEM = "monitor"
+MONITOR_TABLES = ("decile", "stage", "month", "next_stage", "forecast")
 
 FEATURES_FILE = "features.parquet"
 LABELS_FILE = "labels.parquet"
@@ -65,6 +77,7 @@ LEADS_STEM = "prioritised_leads"
 LEADS_FORMATS = ("csv", "xlsx", "parquet")
 FORECAST_STEM = "forecast"
 FAN_STEM = "forecast_fan"
+FORECAST_BY_STEM = "forecast_by"
 FORECAST_BACKTEST = "forecast_backtest"
 REPORT_STEM = "funnel_report"
 
@@ -124,6 +137,15 @@ class Catalog:
         return self.paths.reports / FUNNEL
 
     @property
+    def archive(self) -> Path:
+        """What each scoring day said (:func:`archive_partition`)."""
+        return self.paths.archive
+
+    @property
+    def monitor(self) -> Path:
+        return self.paths.reports / MONITOR
+
+    @property
     def metrics(self) -> Path:
         """The headline metrics (a handful of numbers; DVC ``metrics``, kept in git)."""
         return self.paths.metrics
@@ -165,14 +187,26 @@ def leads_files(stem: str) -> dict[str, str]:
     return {fmt: f"{stem}.{fmt}" for fmt in LEADS_FORMATS}
 
 
-def forecast_files(folder: Path, as_of: pd.Timestamp) -> dict[str, Path]:
+def forecast_files(folder: Path, as_of: pd.Timestamp, by: tuple[str, ...] = ()) -> dict[str, Path]:
     """What the ``forecast`` step writes into ``folder`` (its backtest is train's:
-    :func:`forecast_backtest_files`)."""
+    :func:`forecast_backtest_files`): the table as CSV and XLSX, the fan chart and, per
+    ``--by`` grouping, ``forecast_by_<column>_<DATE>.csv`` (keyed ``by <column>``; the
+    column name keeps its letters, accents included, other characters become ``_``)."""
     day, folder = as_of.date().isoformat(), Path(folder)
     return {
         "forecast": folder / f"{FORECAST_STEM}_{day}.csv",
+        "xlsx": folder / f"{FORECAST_STEM}_{day}.xlsx",
         "fan_chart": folder / f"{FAN_STEM}_{day}{PNG}",
+        **{
+            f"by {name}": folder / f"{FORECAST_BY_STEM}_{_file_safe(name)}_{day}.csv" for name in by
+        },
     }
+
+
+def _file_safe(name: str) -> str:
+    """``name`` with every run of characters other than letters, digits, ``-`` and ``_``
+    replaced by one ``_`` (non-ASCII letters stay)."""
+    return re.sub(r"[^\w-]+", "_", name).strip("_") or "_"
 
 
 def forecast_backtest_files(folder: Path) -> dict[str, Path]:
@@ -199,6 +233,29 @@ def read_forecast_backtest(folder: Path) -> tuple[pd.DataFrame, dict] | None:
 def report_file(folder: Path, as_of: pd.Timestamp) -> Path:
     """The funnel report of ``as_of`` in ``folder``."""
     return Path(folder) / f"{REPORT_STEM}_{as_of.date().isoformat()}.html"
+
+
+def archive_partition(root: Path, kind: str, day: str) -> Path:
+    """The one file of the ``kind`` (:data:`ARCHIVE_LEADS`, :data:`ARCHIVE_FORECAST`)
+    partition of scoring day ``day`` (``YYYY-MM-DD``) under the archive ``root``."""
+    return Path(root) / kind / f"{ARCHIVE_DAY}{day}" / ARCHIVE_PART
+
+
+def archive_partitions(root: Path, kind: str) -> dict[str, Path]:
+    """Scoring day -> partition file of ``kind`` under ``root``, in day order (none: {})."""
+    folder = Path(root) / kind
+    found = folder.glob(f"{ARCHIVE_DAY}*/{ARCHIVE_PART}") if folder.is_dir() else []
+    return dict(sorted((p.parent.name.removeprefix(ARCHIVE_DAY), p) for p in found))
+
+
+def monitor_files(folder: Path, as_of: pd.Timestamp) -> dict[str, Path]:
+    """What ``monitor`` writes into ``folder``: ``monitor_<DATE>.json`` (the summary) and
+    ``monitor_<table>_<DATE>.csv`` per table of :data:`MONITOR_TABLES`."""
+    day, folder = as_of.date().isoformat(), Path(folder)
+    return {
+        "summary": folder / f"{MONITOR_STEM}_{day}.json",
+        **{t: folder / f"{MONITOR_STEM}_{t}_{day}.csv" for t in MONITOR_TABLES},
+    }
 
 
 def lock_file(project: Path, name: str) -> Path:

@@ -212,13 +212,19 @@ def features_command(
 
 def _register_subcommands() -> None:
     """The command groups of their own modules, in ``dealcast --help`` order after
-    generate/validate/features: train, evaluate, demo, flow, schedule, score, serve, import."""
+    generate/validate/features: train, evaluate, demo, flow, schedule, score, serve, import,
+    models."""
     from pipelines import cli_models, cli_serving
     from pipelines.cli_import import import_app
+    from pipelines.cli_registry import models_app
 
     cli_models.register(app)
     cli_serving.register(app)
     app.add_typer(import_app, name="import")
+    app.add_typer(models_app, name="models")
+    from pipelines import cli_monitor
+
+    cli_monitor.register(app)
 
 
 _register_subcommands()

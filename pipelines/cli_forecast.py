@@ -20,6 +20,16 @@ AsOfOpt = Annotated[
 OutOpt = Annotated[
     Path | None, typer.Option("--out", help="Output folder (default: <paths.reports>/forecast).")
 ]
+ByOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--by",
+        metavar="COLUMN",
+        help="Also forecast per group of this column: owner, source, product, industry, "
+        "country or another text column of the deals or accounts (repeat for several); "
+        "writes forecast_by_<column>_<DATE>.csv and a sheet in the XLSX.",
+    ),
+]
 
 
 @handled
@@ -27,11 +37,13 @@ def forecast_command(
     data: DataOpt = None,
     as_of: AsOfOpt = None,
     out: OutOpt = None,
+    by: ByOpt = None,
     track: TrackOpt = True,
     params: ParamsOpt = Path(PARAMS_FILE),
 ) -> None:
     """Forecast won revenue (already won + open pipeline + new deals) per month and quarter
-    with P10/P50/P90 from the champion; write forecast_<DATE>.csv and a fan chart. Fits
+    with P10/P50/P90 from the champion; write forecast_<DATE>.csv and .xlsx and a fan chart,
+    and with --by the same per owner or segment (from the same draws). Fits
     nothing: the backtest against the stage-weighted and rep-close-date forecasts is
     written by `dealcast train` and shown here when it was computed on this CRM."""
     from pipelines.forecasting import format_forecast, run_forecast
@@ -41,7 +53,7 @@ def forecast_command(
     champion = champion_of(p)
     run = run_forecast(p, champion, folder=data or p.paths.raw,
                        out=out or Catalog(p.paths).forecast,
-                       as_of=parse_when(as_of, option="--as-of"))  # fmt: skip
+                       as_of=parse_when(as_of, option="--as-of"), by=tuple(by or ()))  # fmt: skip
     typer.echo(format_forecast(run))
     typer.echo(f"model: {champion.close_version}")
     if track:

@@ -46,20 +46,31 @@ def train_command(
             "outcome or close date (a CRM migration, corrected outcomes).",
         ),
     ] = False,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force",
+            help="Train and register even when nothing changed since the champion (same "
+            "data fingerprint, params and code commit), e.g. after a code change.",
+        ),
+    ] = False,
     params: ParamsOpt = Path(PARAMS_FILE),
 ) -> None:
     """Fit the models to serve as if today were --as-of, backtest the same settings, and
     register them; they become champion only if the backtest beats the champion's and
     the past they were trained on is the champion's. Also backtests the revenue forecast
-    (what `dealcast forecast` shows). One train at a time per project."""
+    (what `dealcast forecast` shows). Nothing is registered when nothing changed since the
+    champion (see --force). One train at a time per project."""
     from pipelines.lock import project_lock
 
     p = load_params(params)
     with project_lock(Path.cwd(), "train"):  # a second train exits 2 (LockBusyError)
-        _train(p, data=data, as_of=as_of, track=track, accept=accept_rewritten_history)
+        _train(p, data=data, as_of=as_of, track=track, accept=accept_rewritten_history,
+               force=force)  # fmt: skip
 
 
-def _train(p, *, data: Path | None, as_of: str | None, track: bool, accept: bool) -> None:
+def _train(p, *, data: Path | None, as_of: str | None, track: bool, accept: bool,
+           force: bool = False) -> None:  # fmt: skip
     from pipelines.modelling import run_train_with_backtest
     from pipelines.modelling_report import format_run
     from pipelines.steps import load_for
@@ -69,15 +80,41 @@ def _train(p, *, data: Path | None, as_of: str | None, track: bool, accept: bool
 
         for note in recover_registry(p):
             typer.echo(note)
-    folder = data or p.paths.raw
-    run, backtest = run_train_with_backtest(
-        p, folder=folder, data=load_for(p, folder), as_of=parse_when(as_of, option="--as-of")
-    )
+    folder, when = data or p.paths.raw, parse_when(as_of, option="--as-of")
+    crm = load_for(p, folder)
+    if track and not force and (same := _unchanged(p, crm, when)):
+        typer.echo(same)
+        return
+    run, backtest = run_train_with_backtest(p, folder=folder, data=crm, as_of=when)
     if backtest is not None:
         typer.echo("backtest of these settings (decides promotion):")
         typer.echo("\n".join(f"  {line}" for line in format_run(backtest).splitlines()))
         typer.echo("model to serve:")
-    _echo_run(run, p, command="train", track=track, backtest=backtest, accept=accept)
+    _echo_run(run, p, command="train", track=track, backtest=backtest, accept=accept,
+              force=force)  # fmt: skip
+
+
+def _unchanged(p, crm, when) -> str:
+    """Why this train can stop before fitting ("" when it cannot): nothing changed since
+    the champion (:func:`pipelines.tracking.unchanged_champion`) and train's outputs that
+    DVC tracks are still there, of this CRM. When ``dvc repro`` removed them, the train
+    fits again to rewrite them, and still registers nothing."""
+    from pipelines.catalog import evaluation_files, forecast_backtest_files, read_json
+    from pipelines.steps import data_end_of, fingerprint
+    from pipelines.tracking import unchanged_champion
+
+    end, ours = data_end_of(crm, data_end=p.features.data_end), fingerprint(crm)
+    same = unchanged_champion(p, fingerprint=ours, cutoff=end if when is None else min(when, end))
+    where = Catalog(p.paths)
+    files = [where.trained, evaluation_files(where.backtest)["metrics"],
+             forecast_backtest_files(where.backtest)["backtest_metrics"]]  # fmt: skip
+    if not same or not all(f.exists() for f in files):
+        return ""
+    lineage = read_json(where.trained)
+    close = lineage.get("models", {}).get(same[0].model, {})
+    if lineage.get("data_fingerprint") != ours or close.get("version") != same[0].version:
+        return ""
+    return f"{same[0].reason}; kept {where.trained} and {where.backtest}"
 
 
 @handled
@@ -118,15 +155,19 @@ def evaluate_command(
     _echo_run(run, p, command="evaluate", track=track)
 
 
-def _echo_run(run, p, *, command: str, track: bool, backtest=None, accept=False) -> None:
+def _echo_run(run, p, *, command: str, track: bool, backtest=None, accept=False,
+              force=False) -> None:  # fmt: skip
     """Print the run, log it (``track``; for ``train`` register, gate and write its lineage
     record: :func:`pipelines.tracking.log_train`), print what was written."""
     from pipelines.modelling_report import format_run
 
     typer.echo(format_run(run))
-    experiment, run_id, promotions = _log(run, p, command=command, track=track,
-                                          backtest=backtest, accept=accept)  # fmt: skip
-    if track:
+    experiment, run_id, promotions = _log(
+        run, p, command=command, track=track, backtest=backtest, accept=accept, force=force
+    )
+    if track and run_id is None and promotions:
+        typer.echo(promotions[0].reason)
+    elif track:
         typer.echo(f"mlflow run {run_id} (experiment {experiment})")
         for promo in promotions:
             typer.echo(f"  {promo.model} {promo.label}: {promo.reason}")
@@ -135,7 +176,7 @@ def _echo_run(run, p, *, command: str, track: bool, backtest=None, accept=False)
         typer.echo(f"wrote {name:<21} {path}")
 
 
-def _log(run, p, *, command: str, track: bool, backtest, accept: bool) -> tuple:
+def _log(run, p, *, command: str, track: bool, backtest, accept: bool, force: bool) -> tuple:
     """(experiment, MLflow run id, promotions) of logging the run, a timed step."""
     from pipelines.progress import step
     from pipelines.tracking import log_train
@@ -144,7 +185,7 @@ def _log(run, p, *, command: str, track: bool, backtest, accept: bool) -> tuple:
     if command == "train":
         what = "logged and registered in MLflow" if track else "wrote the lineage record"
         with step(what):
-            return log_train(run, backtest, p, accept=accept, tracked=track)
+            return log_train(run, backtest, p, accept=accept, tracked=track, force=force)
     if not track:
         return None, None, []
     with step("logged the run in MLflow"):

@@ -24,8 +24,9 @@ def tool_environment(project: Path) -> dict[str, str]:
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
         "PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW": "ignore",
         "PREFECT_UI_ENABLED": "false",
-        # the temporary per-run server can take longer than the default 20 s on a busy box
-        "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "90",
+        # the temporary per-run server takes 25-30 s on its first start (it creates its
+        # database), more on a busy box or a fresh install: Prefect's default 20 s is short
+        "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "150",
         "MLFLOW_TRACKING_URI": f"sqlite:///{project / MLFLOW_DB}",
         "MLFLOW_DISABLE_TELEMETRY": "true",
         "MLFLOW_LOGGING_LEVEL": "WARNING",

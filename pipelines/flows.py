@@ -24,6 +24,7 @@ from pipelines.forecasting import format_forecast, run_forecast
 from pipelines.lock import project_lock
 from pipelines.modelling import run_train_with_backtest
 from pipelines.modelling_report import format_run
+from pipelines.monitoring import format_monitor, run_monitor
 from pipelines.params import Params, load_params
 from pipelines.progress import step
 from pipelines.scoring import format_score, run_score
@@ -40,14 +41,18 @@ class Trained:
 
     final: object
     backtest: object | None
-    mlflow_run: str
+    mlflow_run: str | None
     promotions: list
 
     def lines(self) -> list[str]:
         made = self.final.forecast_backtest
+        if self.mlflow_run is None:  # nothing changed since the champion: nothing logged
+            logged = [p.reason for p in self.promotions[:1]]
+        else:
+            logged = [f"mlflow run {self.mlflow_run}",
+                      *(f"{p.model} {p.label}: {p.reason}" for p in self.promotions)]  # fmt: skip
         return [
-            f"mlflow run {self.mlflow_run}",
-            *(f"{p.model} {p.label}: {p.reason}" for p in self.promotions),
+            *logged,
             *(["revenue forecast:", *made.lines()] if made is not None else []),
         ]
 
@@ -119,17 +124,40 @@ def forecast_task(data, out: Path, p: Params, champion, as_of):
     return run
 
 
+@task(name="monitor", cache_policy=NO_CACHE)
+def monitor_task(data, p: Params, as_of, *, folder: Path):
+    """Realised calibration of the archived days up to ``as_of`` against ``data`` as known
+    then (the archive the score and forecast tasks just appended to; fits and scores
+    nothing). A problem with it is a warning: the day's export and forecast are written."""
+    try:
+        with step("monitored what past days said"):
+            run = run_monitor(p, folder=folder, data=data, as_of=as_of)
+    except (StepError, OSError, ValueError) as error:
+        get_run_logger().warning("monitor skipped: %s", error)
+        return None
+    for line in format_monitor(run).splitlines():
+        get_run_logger().info(line)
+    return run
+
+
 @dataclass(frozen=True)
 class Scored:
-    """What the daily_score flow wrote: the prioritised list and the revenue forecast."""
+    """What the daily_score flow wrote: the prioritised list, the revenue forecast and the
+    realised-calibration tables (None when the monitor was skipped)."""
 
     scoring: object
     forecast: object
+    monitor: object | None = None
 
     @property
     def files(self) -> dict[str, Path]:
         leads = {f"leads {k}": v for k, v in self.scoring.files.items()}
-        return leads | {f"forecast {k}": v for k, v in self.forecast.files.items()}
+        monitored = self.monitor.files if self.monitor is not None else {}
+        return (
+            leads
+            | {f"forecast {k}": v for k, v in self.forecast.files.items()}
+            | {f"monitor {k}": v for k, v in monitored.items()}
+        )
 
 
 @flow(name="train")
@@ -153,7 +181,8 @@ def daily_score_flow(
     out: str | None = None,
 ):
     """load → validate (once) → score with @champion → export → forecast (no training: the
-    forecast's backtest is train's)."""
+    forecast's backtest is train's) → monitor (what archived days said against what
+    happened since)."""
     p = load_params(Path(params_file))
     champion = champion_task(p)
     folder = Path(data) if data else p.paths.raw
@@ -161,7 +190,7 @@ def daily_score_flow(
     exports = Path(out) if out else p.paths.exports
     scoring = score_task(crm, exports, p, champion, _when(as_of), folder=folder)
     forecast = forecast_task(crm, Catalog(p.paths).forecast, p, champion, scoring.as_of)
-    return Scored(scoring, forecast)
+    return Scored(scoring, forecast, monitor_task(crm, p, scoring.as_of, folder=folder))
 
 
 FLOWS = {"train": train_flow, "daily_score": daily_score_flow}

@@ -36,6 +36,7 @@ class PathsParams(_Section):
     exports: Path
     reports: Path
     metrics: Path
+    archive: Path
 
 
 class FunnelParams(_Section):
@@ -239,6 +240,7 @@ class ForecastParams(_Section):
     calendar_prior_days: float = Field(ge=0)
     backtest_months: int = Field(ge=1)
     backtest_refit_months: int = Field(ge=1)
+    max_groups: int = Field(ge=1, le=1000)
 
 
 class Params(_Section):

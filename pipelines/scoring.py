@@ -11,6 +11,8 @@ The three files are one set, published together (:func:`pipelines.io.write_set`)
 ``<out>/prioritised_leads_<DATE>/`` is a link to the latest complete set, switched with one
 rename, so a reader never sees a new CSV beside an old XLSX and a crash leaves the old set
 whole. The CSV and XLSX bytes depend only on the data, the models and the params.
+
+Each team-wide run is also archived (:mod:`pipelines.archive`; ``--owner`` runs are not).
 """
 
 from __future__ import annotations
@@ -25,7 +27,8 @@ import pandas as pd
 
 from crm.data import CRMData
 from crm.schemas import LOST, WON
-from pipelines.catalog import LEADS_STEM, leads_files, leads_stem, previous_leads
+from pipelines.archive import NOT_ARCHIVED, archive_leads, not_archived
+from pipelines.catalog import LEADS_STEM, Catalog, leads_files, leads_stem, previous_leads
 from pipelines.io import writable_folder, write_set
 from pipelines.params import Params
 from pipelines.steps import StepError, data_end_of, fingerprint, load_for, spec_of
@@ -83,8 +86,23 @@ def run_score(
     files = write_export(leads, Path(out), as_of=when, horizon_days=horizon_days,
                          priority=score.priority, owners=owners, bom=score.csv_bom,
                          currency=p.funnel.currency, changes=changes)  # fmt: skip
+    _archive(p, leads, as_of=when, close=champion.close, owners=owners, messages=messages)
     log.debug("scored %d open deals in %.1f s", open_deals, seconds)
     return ScoringRun(leads, when, open_deals, seconds, files, messages)
+
+
+def _archive(p: Params, leads: pd.DataFrame, *, as_of, close, owners, messages: list[str]):
+    """Keep what this run said in the archive (:mod:`pipelines.archive`): team-wide runs
+    only, so an owner's run never replaces the team's day. An archive that cannot be
+    written is a message and a warning, not a failed run (the export is written)."""
+    if owners:
+        messages.append(NOT_ARCHIVED)
+        return
+    try:
+        archive_leads(Catalog(p.paths).archive, leads, as_of=as_of, close=close)
+    except OSError as error:  # the export is written; say so rather than fail the run
+        messages.append(not_archived(error))
+        log.warning(messages[-1])
 
 
 def _score(data: CRMData, *, when, champion, funnel, features, score, horizon_days: int):

@@ -30,7 +30,8 @@ from crm.schemas import Funnel
 from pipelines.params import FeaturesParams, Params, ScoreParams
 from pipelines.steps import data_end_of
 from serving.deal_features import Day, posted_features
-from serving.posted import score_many
+from serving.explain_deal import DealExplanation
+from serving.posted import repost_notes, score_many
 from serving.single_deal import DealIndex, Note, contiguous
 
 log = logging.getLogger(__name__)
@@ -73,12 +74,33 @@ class CRMScorer:
         if self.index is None or self.day is None:
             raise RuntimeError("a CRMScorer comes from build_scorer")
         day = self.day
-        return score_many(
+        results = score_many(
             self.index, histories, day=day, leads=self.leads, priority=self.score.priority,
             score=lambda data, ids: score_crm(data, scorer=self, deal_ids=ids),
             score_alone=lambda mini, ids: score_crm(
                 mini, scorer=self, deal_ids=ids, features=posted_features(mini, day=day)
             ),
+        )  # fmt: skip
+        return [
+            r if isinstance(r, ValueError) else (r[0], r[1] + self._left_out(h))
+            for h, r in zip(histories, results, strict=True)
+        ]
+
+    def _left_out(self, history: CRMData) -> list[Note]:
+        """A repost's notes (:func:`serving.posted.repost_notes`); none for a new deal."""
+        posted = history.deals
+        rows = self.index.crm_rows("deals", str(posted["deal_id"].iloc[0]))
+        if not len(rows):
+            return []
+        return repost_notes(self.data.deals.iloc[int(rows[0])].to_dict(), posted.iloc[0].to_dict())
+
+    def explain(self, deal_id: str, *, step_days: int, points: int) -> DealExplanation:
+        """``deal_id`` explained at ``as_of``, exactly as ``dealcast explain`` does it."""
+        from pipelines.explaining import explain_loaded
+
+        return explain_loaded(
+            self.data, self.champion, deal_id=deal_id, funnel=self.funnel,
+            features=self.features, as_of=self.as_of, step_days=step_days, points=points,
         )  # fmt: skip
 
 
@@ -254,6 +276,7 @@ class WorkerApp:
 
 def _load_app(folder: Path, *, params: Params, as_of: pd.Timestamp | None, token: str | None):
     """Load the champion and the CRM, rank, and build the app (the slow part of start)."""
+    from pipelines.serve_http import swagger_ui_files
     from pipelines.steps import StepError, clock_of, load_and_validate, spec_of
     from pipelines.tracking import load_champion
     from serving.api import create_app
@@ -280,6 +303,8 @@ def _load_app(folder: Path, *, params: Params, as_of: pd.Timestamp | None, token
         max_rows=params.serve.max_rows, funnel=funnel,
         read_timeout_s=params.serve.read_timeout_seconds,
         score_threads=params.serve.score_threads, batch_max=params.serve.batch_max,
+        explain_step_days=params.score.explain_step_days,
+        explain_points=params.score.explain_points, docs_assets=swagger_ui_files(),
     )  # fmt: skip
     _freeze_loaded()
     return app

@@ -18,6 +18,7 @@ import asyncio
 import logging
 import socket
 import sys
+from pathlib import Path
 
 import uvicorn
 from uvicorn.config import STARTUP_FAILURE
@@ -27,6 +28,17 @@ from uvicorn.supervisors import Multiprocess
 #: How long a worker may take to answer the supervisor's liveness ping (a loaded machine
 #: answers slowly; uvicorn's default of 5 s would kill and restart busy workers).
 WORKER_HEALTHCHECK_S = 60
+
+
+def swagger_ui_files() -> dict[str, bytes]:
+    """The Swagger UI files ``/docs`` serves (``serving.api_docs.SWAGGER_FILES``), read
+    from the installed ``swagger-ui-bundle-v2`` package."""
+    import swagger_ui_bundle
+
+    from serving.api_docs import SWAGGER_FILES
+
+    folder = Path(swagger_ui_bundle.swagger_ui_path)
+    return {name: (folder / name).read_bytes() for name in SWAGGER_FILES}
 
 
 class ServeConfig(uvicorn.Config):

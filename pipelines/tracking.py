@@ -14,7 +14,9 @@ model's backtest beats the champion's backtest model on the same test rows by mo
 the configured log-loss gain (or if there is no champion yet); the decisions are
 :mod:`models.promotion`'s. The aliases move only after both versions exist, the close
 model's last. The decision and its reason are run tags. ``evaluate`` only logs. Reading
-the champion pair back is :mod:`pipelines.tracking_champion`.
+the champion pair back is :mod:`pipelines.tracking_champion`. A ``train`` that would repeat
+the champion (or the latest challenger) on the same data and params registers nothing
+(:func:`unchanged_champion`); every alias move tags the versions with when they served.
 
 The tracking URI comes from ``MLFLOW_TRACKING_URI`` (the CLI defaults it to the project's
 SQLite file); nothing here talks to the network.
@@ -39,6 +41,8 @@ from features.spec import FeatureSpec
 from models import promotion
 from models.history_check import HistoryRecord, compare_history, record_history
 from models.metric_tree import clean_json, flatten, numeric_metrics
+from models.next_stage import consistent_with_close
+from models.registry_history import settings_differences
 from models.run_outputs import backtest_charts, feature_list
 from models.served_frame import model_frame
 from pipelines import catalog
@@ -55,13 +59,16 @@ from pipelines.tracking_champion import (  # noqa: F401 - load_champion and reco
     Champion,
     champion_version,
     load_champion,
+    mark_served_recording,
     no_progress_bar,
     process_tags,
+    record_served,
     recover,
 )
 
 PIP_REQUIREMENTS = ["lightgbm", "scikit-learn", "pandas", "numpy"]
 HISTORY_DIR = catalog.RUN_HISTORY
+EPOCH = "1970-01-01T00:00:00+00:00"
 
 
 class PyfuncModel(mlflow.pyfunc.PythonModel):
@@ -134,31 +141,102 @@ def track(
     with mlflow.start_run(run_name=f"{command} @ {run.prepared.cutoff.date()}") as active:
         mlflow.log_params(flatten(p.model_dump(by_alias=True, mode="json")))
         mlflow.set_tags(_tags(run, command, backtest, spec))
+        promotions = _train_gate(run, backtest, p, spec, accept) if command == "train" else []
+        # after the models: MLflow 3 links every metric already in the run to each model
+        # it logs, one query per metric name (12 s for four models and 400 metrics)
         _log_report(run, backtest or run)
         _log_forecast_backtest(run.forecast_backtest)
-        if command != "train":
-            return experiment, active.info.run_id, []
-        names = {"close": p.evaluate.close_model_name,
-                 "next_stage": p.evaluate.next_stage_model_name}  # fmt: skip
-        gate = Gate(p.evaluate.promote_min_log_loss_gain, p.evaluate.max_history_rewrite_share,
-                    accept, clock_of(p.validate_.as_of))  # fmt: skip
-        promotions = _gate_and_register(run, backtest, names, spec, gate, _log_history(run),
-                                        promoted_only=dvc_experiment() is not None)  # fmt: skip
-        for promo in promotions:
-            mlflow.set_tag(f"promotion.{promo.model}", f"{promo.label}: {promo.reason}")
         return experiment, active.info.run_id, promotions
 
 
-def log_train(final: ModellingRun, backtest, p, *, accept: bool = False, tracked: bool = True):
+def _train_gate(run, backtest, p, spec: FeatureSpec, accept: bool) -> list[Promotion]:
+    """``train``'s part of :func:`track`: record the history, gate, register, tag."""
+    names = {"close": p.evaluate.close_model_name,
+             "next_stage": p.evaluate.next_stage_model_name}  # fmt: skip
+    gate = Gate(p.evaluate.promote_min_log_loss_gain, p.evaluate.max_history_rewrite_share,
+                accept, clock_of(p.validate_.as_of))  # fmt: skip
+    promotions = _gate_and_register(run, backtest, names, spec, gate, _log_history(run),
+                                    promoted_only=dvc_experiment() is not None)  # fmt: skip
+    for promo in promotions:
+        mlflow.set_tag(f"promotion.{promo.model}", f"{promo.label}: {promo.reason}")
+    return promotions
+
+
+def log_train(
+    final: ModellingRun, backtest, p, *, accept: bool = False, tracked: bool = True,
+    force: bool = False,
+):  # fmt: skip
     """What ``train`` (the CLI command and the flow) does after fitting: with ``tracked``
     log, register and gate the pair (:func:`track`); then write the lineage record DVC
     tracks (:attr:`pipelines.catalog.Catalog.trained`). (experiment, run id, promotions),
-    (None, None, []) when not tracked."""
-    logged = track(final, p, command="train", backtest=backtest, accept=accept) if (
-        tracked) else (None, None, [])  # fmt: skip
+    (None, None, []) when not tracked. Unless ``force``, a fit that repeats the champion
+    (:func:`unchanged_champion`) logs and registers nothing: run id None, the champion
+    pair as promotions (the lineage record then names it)."""
+    same = None if force or not tracked else unchanged_champion(
+        p, fingerprint=final.prepared.fingerprint, cutoff=final.prepared.cutoff)  # fmt: skip
+    if same is not None:
+        logged = experiment_name(p.evaluate.experiment), None, same
+    elif tracked:
+        logged = track(final, p, command="train", backtest=backtest, accept=accept)
+    else:
+        logged = None, None, []
     record = trained_record(final, logged[2], experiment=logged[0])
     final.files["lineage"] = catalog.write_trained(catalog.Catalog(p.paths).trained, record)
     return logged
+
+
+#: The params ``train`` reads (dvc.yaml's train stage): a flattened key is one of these
+#: or starts with one and a dot.
+TRAIN_SETTINGS = ("base.seed", "funnel", "features", "train", "evaluate", "forecast")
+
+
+def train_settings(params: dict[str, object]) -> dict[str, str]:
+    """The flattened params (as MLflow keeps them: text) that ``train`` reads."""
+    return {
+        k: str(v) for k, v in params.items()
+        if any(k == s or k.startswith(f"{s}.") for s in TRAIN_SETTINGS)
+    }  # fmt: skip
+
+
+def unchanged_champion(p, *, fingerprint: str, cutoff: pd.Timestamp) -> list[Promotion] | None:
+    """The registered pair a ``train`` of the data ``fingerprint`` at ``cutoff`` under
+    params ``p`` would repeat, as promotions saying nothing changed: the champion, else the
+    latest challenger (a refused pair is not registered again and again), when its run
+    has the same data fingerprint, cutoff, :data:`TRAIN_SETTINGS` params and (when both
+    are known) git commit. None otherwise."""
+    client, name = MlflowClient(), p.evaluate.close_model_name
+    ours = train_settings(flatten(p.model_dump(by_alias=True, mode="json")))
+    for alias in (CHAMPION, CHALLENGER):
+        try:
+            close = client.get_model_version_by_alias(name, alias)
+        except MlflowException:
+            continue
+        run = client.get_run(close.run_id).data
+        commits = {run.tags.get("git_commit", "unknown"), git_commit()} - {"unknown"}
+        if (
+            (run.tags.get("data_fingerprint"), run.tags.get("cutoff")) == (fingerprint, str(cutoff))
+            and len(commits) <= 1
+            and not settings_differences(ours, train_settings(run.params))
+        ):
+            return _unchanged_pair(p, close, alias)
+    return None
+
+
+def _unchanged_pair(p, close, alias: str) -> list[Promotion]:
+    version, serves = str(close.version), alias == CHAMPION
+    reason = nothing_changed(version, alias)
+    if not serves:
+        reason += f"; it does not serve (`dealcast models promote {version}` would serve it)"
+    partner = close.tags.get(PAIR_TAG, NO_PARTNER)
+    pair = [Promotion(p.evaluate.close_model_name, version, serves, reason)]
+    if partner != NO_PARTNER:
+        pair.append(Promotion(p.evaluate.next_stage_model_name, partner, serves, reason))
+    return pair
+
+
+def nothing_changed(version: str, alias: str = CHAMPION) -> str:
+    return (f"nothing changed since {alias} v{version} (same data fingerprint and params): "
+            "no new version")  # fmt: skip
 
 
 def recover_registry(p) -> list[str]:
@@ -255,6 +333,8 @@ def _register_pair(run, backtest, names: dict[str, str], spec: FeatureSpec) -> d
     version of the pair exists and carries its tags.
     """
     client = MlflowClient()
+    for name in names.values():  # versions from now on have a served record
+        mark_served_recording(client, name)
     uris = {}
     if backtest is not None:
         uris = {
@@ -280,6 +360,8 @@ def _register_pair(run, backtest, names: dict[str, str], spec: FeatureSpec) -> d
                                      versions["close"])  # fmt: skip
     for kind, version in versions.items():
         client.set_registered_model_alias(names[kind], CHALLENGER, version)
+        # still unmarked: registered just now for the first time, so recorded from the start
+        mark_served_recording(client, names[kind], since=EPOCH)
     return versions
 
 
@@ -294,7 +376,7 @@ def _gate_and_register(
     decisions = promotion.decide_models(
         kinds, max_rewrite_share=gate.max_rewrite_share, accept=gate.accept_rewritten_history,
         history=None if champion is None else lambda: _history_check(champion, record, gate.clock),
-        decide_one=lambda kind: _decide(client, backtest, kind, names[kind], gate.min_gain),
+        decide_one=lambda kind: _decide(client, backtest, kind, names, gate.min_gain),
     )  # fmt: skip
     promote = all(d.promote for d in decisions.values())
     if promoted_only and not promote:
@@ -310,6 +392,12 @@ def _gate_and_register(
     ]  # fmt: skip
 
 
+def _load(uri: str):
+    """A pyfunc model dealcast logged itself, without MLflow's check of the installed
+    packages against its requirements (0.5 s a load; the requirements are our own pins)."""
+    return mlflow.pyfunc.load_model(uri, suppress_warnings=True)
+
+
 def _history_check(champion, record: HistoryRecord, clock: pd.Timestamp):
     """The challenger's data against the champion's record (None if it has none)."""
     try:
@@ -323,29 +411,46 @@ def _history_check(champion, record: HistoryRecord, clock: pd.Timestamp):
     return compare_history(HistoryRecord.from_parts(summary, closed), record, clock=clock)
 
 
-def _decide(client, backtest, kind: str, name: str, min_gain: float) -> promotion.Decision:
+def _decide(client, backtest, kind: str, names: dict[str, str], min_gain: float):
     """This model's gate (:func:`models.promotion.judge`), the champion represented by its
-    own backtest model (versions without one: itself), scored on our backtest's rows."""
+    own backtest model (versions without one: itself), scored on our backtest's rows as
+    it would serve them (:func:`_champion_scores`)."""
+    name = names[kind]
     champion = champion_version(client, name)
     if champion is None:
         return promotion.first_model()
     if backtest is None:
         return promotion.NO_BACKTEST
-    own = champion.tags.get("backtest_model_uri")
-    uri, cutoff_tag = (
-        (own, "backtest_cutoff") if own else (f"models:/{name}/{champion.version}", "cutoff")
-    )
+    cutoff_tag = "backtest_cutoff" if champion.tags.get("backtest_model_uri") else "cutoff"
     decision = promotion.judge(
         kind, predictions=backtest.predictions, challenger_cutoff=backtest.prepared.cutoff,
         champion_version=str(champion.version), min_gain=min_gain,
         champion_cutoff=pd.Timestamp(champion.tags.get(cutoff_tag, "NaT")),
-        champion_scores=lambda: mlflow.pyfunc.load_model(uri).predict(
-            model_frame(backtest.test_features)),
+        champion_scores=lambda: _champion_scores(client, backtest, kind, names),
     )  # fmt: skip
     if decision.challenger_loss is not None:
         mlflow.log_metrics({f"gate.{kind}.challenger_log_loss": decision.challenger_loss,
                             f"gate.{kind}.champion_log_loss": decision.champion_loss})  # fmt: skip
     return decision
+
+
+def _champion_uri(client, name: str) -> str:
+    """The champion's own backtest model (the version itself when it has none)."""
+    champion = champion_version(client, name)
+    return champion.tags.get("backtest_model_uri") or f"models:/{name}/{champion.version}"
+
+
+def _champion_scores(client, backtest, kind: str, names: dict[str, str]) -> pd.DataFrame:
+    """The champion's scores of ``kind`` on our backtest rows, made as the challenger's
+    were: next-stage probabilities agree with the champion close model's p_win
+    (:func:`models.next_stage.consistent_with_close`, what is served), so the gate compares
+    like with like."""
+    frame = model_frame(backtest.test_features)
+    scores = _load(_champion_uri(client, names[kind])).predict(frame)
+    if kind == "close" or champion_version(client, names["close"]) is None:
+        return scores
+    p_win = _load(_champion_uri(client, names["close"])).predict(frame)["p_win"]
+    return consistent_with_close(scores, p_win.to_numpy())
 
 
 def _apply(client: MlflowClient, names: dict[str, str], versions: dict[str, str]) -> None:
@@ -355,11 +460,17 @@ def _apply(client: MlflowClient, names: dict[str, str], versions: dict[str, str]
     commit: a crash between the two moves leaves a mismatch that readers refuse and
     :func:`recover` rolls back.
     """
+    before = {kind: _version_of(champion_version(client, name)) for kind, name in names.items()}
     if "next_stage" in versions:
         client.set_registered_model_alias(names["next_stage"], CHAMPION, versions["next_stage"])
-    elif champion_version(client, names["next_stage"]) is not None:
+    elif before["next_stage"] is not None:
         client.delete_registered_model_alias(names["next_stage"], CHAMPION)
     client.set_registered_model_alias(names["close"], CHAMPION, versions["close"])
+    record_served(client, names, versions, before)
+
+
+def _version_of(found) -> str | None:
+    return None if found is None else str(found.version)
 
 
 def input_example(run: ModellingRun) -> pd.DataFrame:

@@ -15,6 +15,7 @@ import os
 import socket
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 import mlflow
 from mlflow.exceptions import MlflowException
@@ -31,6 +32,10 @@ PAIR_CLOSE_TAG = "pair.close_version"  # on a next-stage version: its close part
 NO_PARTNER = "none"
 PID_TAG, HOST_TAG = "dealcast.pid", "dealcast.host"
 PROGRESS_BAR = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"
+# when the champion alias moved to / away from a version (UTC, ISO); on the registered
+# model, since when dealcast records that (older versions without a record: "unknown")
+SERVED_FROM_TAG, SERVED_UNTIL_TAG = "served_from", "served_until"
+SERVED_SINCE_TAG = "dealcast.served_recorded_since"
 
 
 def process_tags() -> dict[str, str]:
@@ -163,6 +168,37 @@ def _check_spec(trained: FeatureSpec | None, spec: FeatureSpec, label: str) -> N
         )
 
 
+def record_served(
+    client: MlflowClient, names: dict[str, str], versions: dict[str, str], before: dict
+) -> None:
+    """Tag the versions the champion aliases just moved to (``served_from``) and away from
+    (``served_until``): ``before`` is each kind's champion version before the move (or
+    None). The first move also marks the registered model (``SERVED_SINCE_TAG``)."""
+    now = datetime.now(UTC).isoformat(timespec="seconds")
+    for kind, name in names.items():
+        new, old = versions.get(kind), before.get(kind)
+        if new is None and old is None:
+            continue  # no such model (a pair without next-stage model)
+        mark_served_recording(client, name, now)
+        if old is not None and old != new:
+            client.set_model_version_tag(name, old, SERVED_UNTIL_TAG, now)
+        if new is not None and new != old:
+            client.set_model_version_tag(name, new, SERVED_FROM_TAG, now)
+
+
+def mark_served_recording(client: MlflowClient, name: str, since: str | None = None) -> None:
+    """Tag registered model ``name`` with when the served record began (``since``, default
+    now; first call only, nothing if it is not registered yet): versions registered since
+    then that never served are "no", older ones "unknown"."""
+    try:
+        tags = client.get_registered_model(name).tags
+    except MlflowException:
+        return
+    if SERVED_SINCE_TAG not in tags:
+        since = since or datetime.now(UTC).isoformat(timespec="seconds")
+        client.set_registered_model_tag(name, SERVED_SINCE_TAG, since)
+
+
 def champion_version(client: MlflowClient, name: str):
     try:
         return client.get_model_version_by_alias(name, CHAMPION)
@@ -177,7 +213,10 @@ def _estimator(name: str, version: str):
     import tempfile
 
     with tempfile.TemporaryDirectory(prefix="dealcast-model-") as copy, no_progress_bar():
-        model = mlflow.pyfunc.load_model(f"models:/{name}/{version}", dst_path=copy)
+        # suppress_warnings: no check of installed packages against the model's
+        # requirements (0.5 s a load; they are dealcast's own pins)
+        model = mlflow.pyfunc.load_model(f"models:/{name}/{version}", dst_path=copy,
+                                         suppress_warnings=True)  # fmt: skip
         return model.unwrap_python_model().estimator
 
 

@@ -1,126 +1,59 @@
-"""The API's ``/docs`` page: one self-contained HTML page rendered from the OpenAPI spec.
+"""The API's ``/docs``: the real Swagger UI, its files served by the app itself.
 
-FastAPI's Swagger UI and ReDoc load their JavaScript and CSS from a CDN, so they show a
-blank page offline or behind a strict proxy, and no copy of those assets ships with the
-installed packages. This page is plain HTML with inline CSS and no script: every path
-with its method, summary, description, auth, query parameters, request body (fields and
-the example) and responses, then every body schema. It works with the network off. The
-machine-readable spec stays at ``/openapi.json``.
+FastAPI's default ``/docs`` loads Swagger UI's JavaScript and CSS from a CDN, so it shows
+a blank page offline or behind a strict proxy. The package ``swagger-ui-bundle-v2`` ships
+the Swagger UI 5 files; the shell reads the few the page needs (:data:`SWAGGER_FILES`,
+``pipelines.serve_http.swagger_ui_files``) and the app serves them from memory under
+:data:`ASSETS_PATH`, so the page references no other host. No web stack here:
+:mod:`serving.api` builds the routes.
 """
 
 from __future__ import annotations
 
-import json
-from html import escape
 from typing import Any
 
-_CSS = """
-body{font:15px/1.5 system-ui,sans-serif;margin:0 auto;max-width:60rem;padding:1rem;color:#222}
-h1{font-size:1.6rem}h2{margin-top:2rem;border-bottom:1px solid #ccc}
-.op{border:1px solid #ddd;border-radius:6px;margin:1rem 0;padding:.5rem 1rem}
-.m{display:inline-block;min-width:4rem;font-weight:bold;color:#fff;border-radius:4px;
-padding:0 .4rem;text-align:center}.get{background:#2f6f9f}.post{background:#3c8d3c}
-code,pre{font-family:ui-monospace,monospace;font-size:13px}
-pre{background:#f5f5f5;padding:.5rem;overflow-x:auto;white-space:pre-wrap}
-table{border-collapse:collapse;width:100%}td,th{border:1px solid #ddd;padding:.2rem .4rem;
-text-align:left;vertical-align:top}.lock{color:#a33}
+#: The OpenAPI description: what a user of the API needs to know (Markdown).
+DESCRIPTION = """\
+Today's ranked open deals, one deal explained, and the score of a deal posted with its
+history, all by the champion models as of the API's `as_of` (see `/health`).
+
+- **Auth**: every route but `/health`, `/docs` and `/openapi.json` needs
+  `Authorization: Bearer <token>` ("Authorize" above). Without it: 401, answered before
+  the body is read, and the connection is closed.
+- **Limits**: a body over the size limit, or more rows in one `POST /score` than allowed
+  (the deal + stage_history + touchpoints), is 413; a body not complete within the read
+  timeout is 408. `/health` never waits behind scoring.
+- **Times**: every timestamp in a response, in fields and inside messages, is ISO 8601 in
+  UTC with a `Z`, whole seconds: `2026-06-30T00:00:00Z`.
+- **Errors** are JSON: `{"error": "...", "message": "..."}`; a request that breaks the data
+  contract is 422 `{"error": "invalid_input", "problems": [...]}`, every problem at once,
+  each naming table, field and row (1-based position in its array).
+- **One deal** (`GET /deals/{deal_id}`): the explanation `dealcast explain DEAL_ID` prints,
+  as JSON. An id not in the CRM is 404; a deal not open at `as_of` (closed, or created
+  later) is 409 `deal_not_open`, saying when and how it closed.
+- **Scoring a posted deal** (`POST /score`): the rows are checked like a CRM folder, and the
+  deal gets exactly the row the daily export would give it were it in the CRM. Reposting
+  a deal of the CRM (same `deal_id`) replaces its deal row, and its stage_history /
+  touchpoints rows when some are posted (none posted keeps the CRM's); `warnings` say what
+  was replaced, kept or left empty, and when the deal has no stage or a closed one.
 """
+#: The Swagger UI files the app serves, name -> content type (nothing else of the bundle).
+SWAGGER_FILES = {
+    "swagger-ui-bundle.js": "text/javascript; charset=utf-8",
+    "swagger-ui.css": "text/css; charset=utf-8",
+    "favicon-32x32.png": "image/png",
+}
+#: Where they are served.
+ASSETS_PATH = "/docs/assets"
+#: Swagger UI's options beside FastAPI's defaults: no online validator badge (it would
+#: send the spec to validator.swagger.io), and the time each "Try it out" call took.
+SWAGGER_PARAMETERS: dict[str, Any] = {"validatorUrl": None, "displayRequestDuration": True}
 
 
-def docs_html(spec: dict[str, Any]) -> str:
-    """The page for ``spec`` (an OpenAPI 3 document as FastAPI produces it)."""
-    info = spec.get("info", {})
-    title = escape(str(info.get("title", "API")))
-    parts = [
-        f"<!doctype html><html lang=en><head><meta charset=utf-8>"
-        f"<meta name=viewport content='width=device-width,initial-scale=1'>"
-        f"<title>{title}</title><style>{_CSS}</style></head><body>",
-        f"<h1>{title} <small>v{escape(str(info.get('version', '')))}</small></h1>",
-        "<p>Machine-readable: <a href='openapi.json'>openapi.json</a>.</p>",
-        f"<pre>{escape(str(info.get('description', '')))}</pre>",
-        "<h2>Endpoints</h2>",
-    ]
-    for path, methods in spec.get("paths", {}).items():
-        for method, op in methods.items():
-            parts.append(_operation(path, method, op, spec))
-    parts.append("<h2>Schemas</h2>")
-    for name, schema in spec.get("components", {}).get("schemas", {}).items():
-        parts.append(f"<h3 id='{escape(name)}'>{escape(name)}</h3>")
-        parts.append(_schema_table(schema, spec))
-    parts.append("</body></html>")
-    return "\n".join(parts)
+def asset_url(name: str) -> str:
+    """The path a Swagger UI file of :data:`SWAGGER_FILES` is served at."""
+    return f"{ASSETS_PATH}/{name}"
 
 
-def _operation(path: str, method: str, op: dict, spec: dict) -> str:
-    lock = " <span class=lock>(bearer token)</span>" if op.get("security") else ""
-    out = [
-        f"<div class=op><p><span class='m {escape(method)}'>{escape(method.upper())}</span> "
-        f"<code>{escape(path)}</code> — {escape(op.get('summary', ''))}{lock}</p>",
-        f"<p>{escape(op.get('description', ''))}</p>",
-    ]
-    params = op.get("parameters", [])
-    if params:
-        rows = "".join(
-            f"<tr><td><code>{escape(p['name'])}</code></td><td>{escape(p.get('in', ''))}</td>"
-            f"<td>{'yes' if p.get('required') else 'no'}</td>"
-            f"<td>{escape(_type(p.get('schema', {}), spec))}</td>"
-            f"<td>{escape(p.get('description', ''))}</td></tr>"
-            for p in params
-        )
-        out.append(
-            "<table><tr><th>parameter</th><th>in</th><th>required</th><th>type</th>"
-            f"<th>meaning</th></tr>{rows}</table>"
-        )
-    body = op.get("requestBody", {}).get("content", {}).get("application/json", {})
-    if body:
-        schema = _resolve(body.get("schema", {}), spec)
-        ref = body.get("schema", {}).get("$ref", "")
-        name = ref.rsplit("/", 1)[-1]
-        out.append(f"<p>Request body: <a href='#{escape(name)}'>{escape(name)}</a></p>")
-        for example in schema.get("examples", [])[:1]:
-            out.append(f"<pre>{escape(json.dumps(example, indent=2))}</pre>")
-    responses = ", ".join(
-        f"{escape(code)} {escape(r.get('description', ''))}"
-        for code, r in op.get("responses", {}).items()
-    )
-    out.append(f"<p>Responses: {responses}</p></div>")
-    return "".join(out)
-
-
-def _schema_table(schema: dict, spec: dict) -> str:
-    doc = f"<p>{escape(schema.get('description', ''))}</p>" if schema.get("description") else ""
-    required = set(schema.get("required", []))
-    rows = "".join(
-        f"<tr><td><code>{escape(name)}</code></td><td>{'yes' if name in required else 'no'}"
-        f"</td><td>{escape(_type(prop, spec))}</td>"
-        f"<td>{escape(prop.get('description', ''))}</td></tr>"
-        for name, prop in schema.get("properties", {}).items()
-    )
-    if not rows:
-        return doc
-    return (
-        f"{doc}<table><tr><th>field</th><th>required</th><th>type</th><th>meaning</th></tr>"
-        f"{rows}</table>"
-    )
-
-
-def _resolve(schema: dict, spec: dict) -> dict:
-    ref = schema.get("$ref")
-    if not ref:
-        return schema
-    return spec.get("components", {}).get("schemas", {}).get(ref.rsplit("/", 1)[-1], {})
-
-
-def _type(schema: dict, spec: dict) -> str:
-    """A short human type: ``integer (1..1000)``, ``array of StageRowIn``, ``string | null``."""
-    if "$ref" in schema:
-        return schema["$ref"].rsplit("/", 1)[-1]
-    if "anyOf" in schema:
-        return " | ".join(_type(s, spec) for s in schema["anyOf"])
-    kind = schema.get("type", "any")
-    if kind == "array":
-        return f"array of {_type(schema.get('items', {}), spec)}"
-    low, high = schema.get("minimum"), schema.get("maximum")
-    if low is not None or high is not None:
-        kind += f" ({'' if low is None else low}..{'' if high is None else high})"
-    return str(kind)
+#: The docs page and its files: answered without a token.
+DOCS_PATHS = frozenset({"/docs", *(asset_url(name) for name in SWAGGER_FILES)})

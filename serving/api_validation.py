@@ -7,7 +7,6 @@ a 422.
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -22,6 +21,7 @@ from crm.report import Finding, ValidationReport
 from crm.schemas import Funnel
 from crm.validate import validate_tables
 from serving.api_models import Problem, ScoreRequest
+from serving.api_times import uniform_times
 from serving.quick_check import quick_many, rows_of
 from serving.single_deal import rows_between
 
@@ -175,14 +175,6 @@ def _checked(
 
 def _positions(records: list) -> np.ndarray:
     return np.arange(1, len(records) + 1)
-
-
-_TIME = re.compile(r"\b(\d{4}-\d{2}-\d{2})[T ](\d{2}:\d{2}:\d{2})(?:\.\d+)?(?:\+00:00|Z)")
-
-
-def uniform_times(text: str) -> str:
-    """UTC timestamps in a message in the API's one format (``2026-06-30T00:00:00Z``)."""
-    return _TIME.sub(r"\1T\2Z", text)
 
 
 def _finding_problem(finding: Finding) -> Problem:

@@ -34,6 +34,14 @@ class UnknownDealError(ValueError):
     """The deal id is not in the CRM, or the deal was not open at the moment asked."""
 
 
+class DealNotInCRMError(UnknownDealError):
+    """The deal id is not in the CRM at all (the API's 404)."""
+
+
+class DealClosedError(UnknownDealError):
+    """The deal closed at or before the moment asked (an earlier moment explains it)."""
+
+
 @dataclass(frozen=True)
 class DealExplanation:
     """See the module docstring; frames are empty when there is nothing to show."""
@@ -143,15 +151,15 @@ def _history_dates(
     deals = data.deals
     match = deals[deals["deal_id"].astype("str") == str(deal_id)]
     if match.empty:
-        raise UnknownDealError(f"deal {deal_id!r} is not in the CRM's deals table")
+        raise DealNotInCRMError(f"deal {deal_id!r} is not in the CRM's deals table")
     created = pd.Timestamp(match["created_at"].iloc[0])
     closed = match["closed_at"].iloc[0] if "closed_at" in match else None
     if as_of < created:
         raise UnknownDealError(f"deal {deal_id!r} was created at {created}, after {as_of}")
     if closed is not None and pd.notna(closed) and pd.Timestamp(closed) <= as_of:
-        raise UnknownDealError(
+        raise DealClosedError(
             f"deal {deal_id!r} closed at {closed} ({match['outcome'].iloc[0]}), before "
-            f"{as_of}: choose an earlier --as-of to see what was said while it was open"
+            f"{as_of}: it can be explained only at a moment while it was open"
         )
     dates = [as_of - pd.Timedelta(days=step_days * k) for k in range(points)]
     return sorted(d for d in dates if d >= created)

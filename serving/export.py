@@ -30,15 +30,13 @@ date, so the bytes do not depend on the clock.
 
 from __future__ import annotations
 
-import io
 import math
-import zipfile
 from collections.abc import Callable
-from datetime import datetime
 
 import pandas as pd
 
 from serving.score import COLUMNS
+from serving.xlsx_cells import FORMULA_START, as_text, deterministic_zip, utc_naive
 
 PROBABILITIES = ("p_win", "p_next_stage", "p_win_before", "p_win_now", "p_win_change")
 MONEY = ("amount", "expected_value")
@@ -72,9 +70,6 @@ WIDTHS = {
     "next_stage_model_version": 28,
     "data_fingerprint": 19,
 }
-ZIP_DATE = (1980, 1, 1, 0, 0, 0)
-#: First characters that make a spreadsheet read a cell as a formula (OWASP).
-FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
 def spreadsheet_safe(text: str) -> str:
@@ -160,11 +155,11 @@ def xlsx_bytes(
     notes = wb.create_sheet("about")
     for key, text in about.items():
         notes.append([key, text])
-        _as_text(notes[notes.max_row])
+        as_text(notes[notes.max_row])
     notes.column_dimensions["A"].width = 26
     notes.column_dimensions["B"].width = 110
     stamp = pd.Timestamp(as_of).tz_convert("UTC").tz_localize(None).floor("s").to_pydatetime()
-    return _deterministic_zip(wb, stamp)
+    return deterministic_zip(wb, stamp)
 
 
 def _money_format(currency: str | None) -> str:
@@ -195,7 +190,7 @@ def _table_sheet(ws, frame: pd.DataFrame, columns: list[str], *, money: str) -> 
     converters = [_cell_value(c) for c in columns]
     for row in zip(*values, strict=True):
         ws.append([conv(v) for conv, v in zip(converters, row, strict=True)])
-        _as_text(ws[ws.max_row])
+        as_text(ws[ws.max_row])
     for i, column in enumerate(columns, 1):
         letter = get_column_letter(i)
         ws.column_dimensions[letter].width = WIDTHS.get(column, 14)
@@ -219,24 +214,8 @@ def _cell_value(column: str) -> Callable[[object], object]:
     if column in WHOLE:
         return lambda v: None if _missing(v) else int(v)
     if column in STAMPS:  # a date-time cell (UTC; Excel has no time zones)
-        return lambda v: None if _missing(v) else _utc_naive(v)
+        return lambda v: None if _missing(v) else utc_naive(v)
     return lambda v: None if _missing(v) else str(v)
-
-
-def _as_text(cells) -> None:
-    """Store every text cell of a row as a string, never a formula (openpyxl reads a str
-    starting with ``=`` as one); quote-prefix the ones a spreadsheet would evaluate."""
-    for cell in cells:
-        if isinstance(cell.value, str):
-            cell.data_type = "s"
-            if cell.value.startswith(FORMULA_START):
-                cell.quotePrefix = True
-
-
-def _utc_naive(value) -> datetime:
-    t = pd.Timestamp(value)
-    t = t.tz_localize("UTC") if t.tzinfo is None else t.tz_convert("UTC")
-    return t.tz_localize(None).floor("s").to_pydatetime()
 
 
 def _number_format(column: str) -> str | None:
@@ -247,28 +226,6 @@ def _number_format(column: str) -> str | None:
     if column in MONEY:
         return "#,##0.00"
     return None
-
-
-def _deterministic_zip(wb, stamp: datetime) -> bytes:
-    """Save without openpyxl's clock (it stamps ``modified`` and zip entries with now)."""
-    from openpyxl.writer.excel import ExcelWriter
-
-    wb.properties.created = stamp
-    wb.properties.modified = stamp
-    raw = io.BytesIO()
-    with zipfile.ZipFile(raw, "w", zipfile.ZIP_DEFLATED, allowZip64=True) as archive:
-        ExcelWriter(wb, archive).save()
-    out = io.BytesIO()
-    with (
-        zipfile.ZipFile(raw) as source,
-        zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as target,
-    ):
-        for info in source.infolist():
-            entry = zipfile.ZipInfo(info.filename, date_time=ZIP_DATE)
-            entry.compress_type = zipfile.ZIP_DEFLATED
-            entry.external_attr = 0o600 << 16
-            target.writestr(entry, source.read(info.filename))
-    return out.getvalue()
 
 
 def about_table(

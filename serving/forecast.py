@@ -208,17 +208,18 @@ def already_won(
     deals: pd.DataFrame, periods: list[Period], *, as_of: pd.Timestamp, won_label: str
 ) -> np.ndarray:
     """Revenue of won deals closed in [period start, as_of] per period."""
-    won = won_mask(deals, won_label)
-    closed, amount = deals["closed_at"], amounts(deals)
-    return np.array(
-        [
-            amount[
-                won
-                & ((closed >= p.start) & (closed <= min(as_of, p.end - DAY * 1e-9))).to_numpy(bool)
-            ].sum()
-            for p in periods
-        ]
-    )
+    amount = amounts(deals)
+    return np.array([amount[won_so_far(deals, p, as_of=as_of, won_label=won_label)].sum()
+                     for p in periods])  # fmt: skip
+
+
+def won_so_far(
+    deals: pd.DataFrame, period: Period, *, as_of: pd.Timestamp, won_label: str
+) -> np.ndarray:
+    """Boolean mask of the deals won in [period start, as_of] (and inside the period)."""
+    closed = deals["closed_at"]
+    inside = (closed >= period.start) & (closed <= min(as_of, period.end - DAY * 1e-9))
+    return won_mask(deals, won_label) & inside.to_numpy(bool)
 
 
 def new_deal_history(

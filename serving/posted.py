@@ -16,7 +16,7 @@ order as :func:`serving.score.rank`, without re-sorting the day's list).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 import numpy as np
 import pandas as pd
@@ -182,3 +182,29 @@ def _fill(out, members, ids, scored, ranking: Ranking, notes) -> None:
             )
         else:
             out[i] = (row_at(placed, where[deal_id]), own)
+
+
+#: Deal columns a repost may leave empty without a note: a posted deal is open.
+REOPENED = frozenset({"closed_at", "outcome"})
+
+
+def repost_notes(crm_row: Mapping[str, object], posted_row: Mapping[str, object]) -> list[Note]:
+    """What a caller must know when a posted deal row replaces the loaded CRM's row of the
+    same deal (it replaces it whole): the values the CRM has and the post leaves empty (the
+    deal is scored without them), and a CRM deal that is closed (the post has it open)."""
+    empty = [c for c, v in crm_row.items()
+             if c not in REOPENED and pd.notna(v) and pd.isna(posted_row.get(c))]  # fmt: skip
+    notes = []
+    if empty:
+        message = (
+            f"the loaded CRM's deal row has {', '.join(empty)}, which the posted row leaves "
+            "empty: the deal is scored without them (post them to keep them)"
+        )
+        notes.append(Note("deal", "crm_values_dropped", message))
+    if pd.notna(crm_row.get("closed_at")) or pd.notna(crm_row.get("outcome")):
+        message = (
+            f"the loaded CRM has this deal closed ({crm_row.get('outcome')} at "
+            f"{crm_row.get('closed_at')}); the posted row has it open: it is scored as open"
+        )
+        notes.append(Note("deal", "reopens_crm_deal", message))
+    return notes

@@ -4,10 +4,13 @@
 (:func:`serving.forecast_run.scored_open_deals`), times wins from the past
 (:func:`serving.forecast.past_wins`), sizes the shared shock per period kind
 (:func:`serving.forecast.shared_shock_sigma`) and sums already won, open and new revenue
-per period (:func:`serving.forecast_simulate.revenue_forecast`). Fits nothing.
+per period (:func:`serving.forecast_simulate.revenue_forecast_by`), also per group of
+each grouping asked for (:mod:`serving.forecast_groups`). Fits nothing.
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
@@ -16,8 +19,9 @@ from crm.data import CRMData
 from crm.schemas import Funnel
 from features.spec import FeatureSpec
 from serving.forecast import past_wins, shared_shock_sigma
+from serving.forecast_groups import Grouping
 from serving.forecast_run import backtest_lines, scored_open_deals
-from serving.forecast_simulate import revenue_forecast
+from serving.forecast_simulate import revenue_forecast_by
 
 
 class NoWinHistoryError(ValueError):
@@ -39,8 +43,10 @@ def forecast_at(
     min_stage_wins: float,
     new_deal_origins: int,
     calendar_prior_days: float,
-) -> tuple[pd.DataFrame, dict[str, float], int]:
-    """(forecast table, shared shock sigma per period kind, open deals) as of ``when``.
+    groupings: Sequence[Grouping] = (),
+) -> tuple[pd.DataFrame, dict[str, float], int, dict[str, pd.DataFrame]]:
+    """(forecast table, shared shock sigma per period kind, open deals, the table of each
+    grouping by its ``by``, from the same draws) as of ``when``.
 
     Raises :class:`serving.score.FeatureMismatchError` when ``close`` needs a feature the
     spec does not build, :class:`NoWinHistoryError` when a model without a win curve
@@ -56,13 +62,13 @@ def forecast_at(
         )
     sigma = {kind: shared_shock_sigma(known, as_of=when, won_label=funnel.won_label, kind=kind)
              for kind in ("month", "quarter")}  # fmt: skip
-    table = revenue_forecast(
+    table, by = revenue_forecast_by(
         deals=known, open_deals=scored, wins=wins, as_of=when, months=months, quarters=quarters,
         horizon_days=horizon_days, won_label=funnel.won_label, sigmas=sigma, draws=draws,
         seed=seed, min_stage_wins=min_stage_wins, new_deal_origins=new_deal_origins,
-        calendar_prior_days=calendar_prior_days,
+        calendar_prior_days=calendar_prior_days, groupings=groupings,
     )  # fmt: skip
-    return table, sigma, len(scored)
+    return table, sigma, len(scored), by
 
 
 def fan_chart_png(table: pd.DataFrame, as_of: pd.Timestamp) -> bytes:

@@ -41,17 +41,15 @@ def test_funnel_exploration_runs_from_the_notebooks_folder(monkeypatch, tmp_path
     run_notebook("01-funnel-exploration.py", charts=5)
 
 
-def test_model_review_runs_on_a_trained_champion(params_file, monkeypatch, tmp_path):
+def test_model_review_runs_on_a_trained_champion(params_file, monkeypatch, tmp_path, mlflow_db):
     from typer.testing import CliRunner
 
     from pipelines.cli import app
 
     params = yaml.safe_load(params_file.read_text())
     params["generate"]["deals"] = 1200
-    params["train"]["close"] |= {"n_estimators": 40, "learning_rate": 0.1}
-    params["train"]["next_stage"] |= {"n_estimators": 25, "learning_rate": 0.15}
     params_file.write_text(yaml.safe_dump(params, sort_keys=False))
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_db(tmp_path))
     monkeypatch.setenv("DEALCAST_PARAMS", str(params_file))
     monkeypatch.chdir(tmp_path)
     runner = CliRunner()

@@ -123,10 +123,9 @@ def test_truth_inside_the_data_folder_is_refused(tmp_path, params_file):
     assert "inside the data folder" in result.output
 
 
-def test_demo_runs_end_to_end_on_small_data(params_file, tmp_path, monkeypatch):
+def test_demo_runs_end_to_end_on_small_data(params_file, tmp_path, monkeypatch, mlflow_db):
     """The main job through both Prefect flows: registry, champion, export (one e2e test)."""
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
-    monkeypatch.setenv("PREFECT_HOME", str(tmp_path / "prefect"))
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_db(tmp_path))
     result = invoke("demo", "--params", str(params_file))
     assert result.exit_code == 0, result.output
     out = result.output

@@ -28,13 +28,13 @@ METHODS = {"dealcast", "stage_weighted", "rep_close_dates"}
 
 
 @pytest.fixture(scope="module")
-def project(tmp_path_factory):
+def project(tmp_path_factory, mlflow_db):
     """A working folder with its own MLflow store, a small CRM, fast settings, trained once
     (before training, ``forecast`` has no champion: exit 2); (folder, train's output)."""
     tmp_path = tmp_path_factory.mktemp("forecast")
     with pytest.MonkeyPatch.context() as mp:
         mp.chdir(tmp_path)
-        mp.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+        mp.setenv("MLFLOW_TRACKING_URI", mlflow_db(tmp_path))
         params = yaml.safe_load((ROOT / "params.yaml").read_text())
         params["paths"] = {k: str(tmp_path / v) for k, v in params["paths"].items()}
         params["train"]["close"] |= {"n_estimators": 40, "learning_rate": 0.1}
@@ -158,7 +158,8 @@ def test_forecast_fits_nothing_and_shows_train_s_backtest(project, no_fit):
     assert (table["p10"] >= table["already_won"]).all()
     (png,) = out.glob("forecast_fan_*.png")
     assert png.read_bytes()[:4] == b"\x89PNG"
-    assert sorted(p.suffix for p in out.iterdir()) == [".csv", ".png"]  # the backtest is train's
+    # the forecast's own files only: the backtest is train's
+    assert sorted(p.suffix for p in out.iterdir()) == [".csv", ".png", ".xlsx"]
 
     from mlflow.tracking import MlflowClient
 
@@ -202,8 +203,8 @@ def test_forecast_never_shows_another_crm_s_backtest(project, no_fit, tmp_path):
 
 
 def test_daily_flow_loads_the_crm_once_and_fits_nothing(project, no_fit, monkeypatch):
-    from prefect.testing.utilities import prefect_test_harness
-
+    """Through Prefect's temporary local server, as `dealcast demo` runs it (the suite's
+    PREFECT_HOME; a fresh server database costs 25-30 s, so the flow tests share one)."""
     import pipelines.steps
     from pipelines.flows import daily_score_flow
 
@@ -216,11 +217,10 @@ def test_daily_flow_loads_the_crm_once_and_fits_nothing(project, no_fit, monkeyp
         return load_crm(*args, **kwargs)
 
     monkeypatch.setattr(pipelines.steps, "load_crm", counted)
-    with prefect_test_harness():  # a Prefect server for this test only
-        scored = daily_score_flow(
-            params_file=str(folder / "params.yaml"), data=str(folder / "raw"),
-            out=str(folder / "daily-exports"),
-        )  # fmt: skip
+    scored = daily_score_flow(
+        params_file=str(folder / "params.yaml"), data=str(folder / "raw"),
+        out=str(folder / "daily-exports"),
+    )  # fmt: skip
     assert len(loads) == 1
     assert scored.forecast.metrics["methods"]  # train's backtest of this CRM, shown
     assert scored.forecast.data_fingerprint == scored.forecast.metrics["data_fingerprint"]

@@ -30,7 +30,7 @@ def invoke(*args):
 
 
 @pytest.fixture(scope="module")
-def project(tmp_path_factory):
+def project(tmp_path_factory, mlflow_db):
     """A folder with a small CRM, fast params and its own (empty) MLflow store."""
     folder = tmp_path_factory.mktemp("scoring")
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
@@ -38,6 +38,7 @@ def project(tmp_path_factory):
     params["train"]["close"] |= {"n_estimators": 40, "learning_rate": 0.1}
     params["train"]["next_stage"] |= {"n_estimators": 25, "learning_rate": 0.15}
     params["forecast"] |= {"draws": 2000, "backtest_months": 6, "backtest_refit_months": 6}
+    params["features"]["freq"] = "2W-MON"  # half the snapshots: a faster train
     (folder / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     funnel = Funnel(stages=tuple(params["funnel"]["stages"]), won_label="won", lost_label="lost")
     crm = generate_crm(
@@ -47,7 +48,7 @@ def project(tmp_path_factory):
     write_crm(crm.data, folder / "raw", fmt="parquet")
     with pytest.MonkeyPatch.context() as mp:
         mp.chdir(folder)
-        mp.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{folder / 'mlflow.db'}")
+        mp.setenv("MLFLOW_TRACKING_URI", mlflow_db(folder))
         yield folder, crm.data
 
 
@@ -71,9 +72,9 @@ def trained(project):
     return folder, data
 
 
-def test_score_before_any_training_says_to_train_first(project, tmp_path, monkeypatch):
+def test_score_before_any_training_says_to_train_first(project, tmp_path, monkeypatch, mlflow_db):
     folder, _ = project
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'empty.db'}")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_db(tmp_path))
     result = _score(folder, "--out", tmp_path / "out")
     assert result.exit_code == 2
     assert "no champion model yet: run `dealcast train` (or `make demo`) first" in result.output

@@ -18,14 +18,18 @@ from crm.synthetic import generate_crm
 from crm.write import write_crm
 from pipelines import serve as serve_module
 from pipelines.cli import app as cli
+from pipelines.explaining import explain_loaded
 from pipelines.modelling import run_train
 from pipelines.params import Params
 from pipelines.serve import build_scorer, is_loopback, resolve_token, score_crm
+from pipelines.serve_http import swagger_ui_files
 from pipelines.steps import StepError, load_and_validate
 from pipelines.tracking import Champion
 from serving.api import create_app
+from serving.api_deal import explanation_body
 from serving.deal_groups import groups
 from serving.single_deal import rank_among
+from tests.serving.test_api import assert_one_time_format
 
 ROOT = Path(__file__).resolve().parents[2]
 TOKEN = "integration-test-token-0123456789"
@@ -67,7 +71,8 @@ def served(tmp_path_factory):
                      max_rows=p.serve.max_rows, funnel=funnel,
                      read_timeout_s=p.serve.read_timeout_seconds,
                      score_threads=p.serve.score_threads,
-                     batch_max=p.serve.batch_max)  # fmt: skip
+                     batch_max=p.serve.batch_max, explain_step_days=7, explain_points=4,
+                     docs_assets=swagger_ui_files())  # fmt: skip
     return scorer, data, TestClient(app)
 
 
@@ -346,3 +351,94 @@ def test_posted_together_each_deal_gets_the_full_re_score_s_row(served):
         assert got.keys() == want.keys(), deal_id
         for column, value in want.items():
             assert got[column] == pytest.approx(value, abs=1e-12), (deal_id, column)
+
+
+# --------------------------------------------------------------------------- one deal explained
+
+
+def test_the_deal_route_says_what_dealcast_explain_says(served):
+    """Route and CLI share one explanation (``explain_loaded``): the route's body is that
+    explanation, and it agrees with today's ranked row."""
+    scorer, data, client = served
+    top = scorer.leads.iloc[2]
+    response = client.get(f"/deals/{top['deal_id']}", headers=AUTH)
+    assert response.status_code == 200, response.text
+    body = response.json()
+    cli = explain_loaded(
+        data, scorer.champion, deal_id=top["deal_id"], funnel=scorer.funnel,
+        features=_params().features, as_of=scorer.as_of, step_days=7, points=4,
+    )  # fmt: skip
+    assert body == explanation_body(cli, model_versions=scorer.model_versions)
+    assert body["p_win"] == pytest.approx(top["p_win"], abs=1e-9) and body["stage"] == top["stage"]
+    assert body["next_stage"][0]["state"] == top["next_stage"]
+    shown = [p for p in top["reasons_up"].split("; ") if p]
+    assert [d["phrase"] for d in body["drivers_up"]][: len(shown)] == shown
+    assert len(body["drivers_up"]) + len(body["drivers_down"]) > 6
+    assert 1 < len(body["history"]) <= 4 and body["history"][-1]["p_win"] == body["p_win"]
+    assert 0 < body["p_win_stage_table"] < 1
+
+
+def test_the_deal_route_refuses_unknown_and_closed_deals_with_their_dates(served):
+    scorer, data, client = served
+    unknown = client.get("/deals/NO-SUCH-DEAL", headers=AUTH)
+    assert unknown.status_code == 404 and "'NO-SUCH-DEAL'" in unknown.json()["message"]
+    closed = data.deals[data.deals["closed_at"] < scorer.as_of].iloc[0]
+    response = client.get(f"/deals/{closed['deal_id']}", headers=AUTH)
+    assert response.status_code == 409, response.text
+    message = response.json()["message"]
+    assert f"closed at {closed['closed_at'].strftime('%Y-%m-%dT%H:%M:%SZ')}" in message
+    assert str(closed["outcome"]) in message
+
+
+# --------------------------------------------------------------------------- reposts, times
+
+
+def test_reposting_a_crm_deal_as_the_readme_does_says_what_it_changed(served):
+    """The README's body (a few deal fields, one stage row) under an open CRM deal's id:
+    its posted stage, and warnings for each CRM value the partial row leaves out."""
+    scorer, data, client = served
+    deal_id = scorer.leads["deal_id"].iloc[5]
+    body = {"deal": {"deal_id": deal_id, "created_at": "2026-05-04T10:00:00Z",
+                     "owner_id": "U005", "amount": 42000},
+            "stage_history": [{"stage": "lead", "entered_at": "2026-05-04T10:00:00Z"}]}  # fmt: skip
+    answer = client.post("/score", json=body, headers=AUTH).json()
+    assert answer["deals"][0]["stage"] == "lead"
+    rules = {w["rule"]: w["message"] for w in answer["warnings"]}
+    assert {"replaces_crm_deal", "replaces_crm_rows", "crm_values_dropped"} <= set(rules)
+    assert "account_id" in rules["crm_values_dropped"]
+
+
+def test_a_deal_without_a_stage_or_in_a_closed_one_is_said_so(served):
+    scorer, data, client = served
+    new = {"deal": {"deal_id": "NO-STAGE-1", "created_at": "2026-05-04T10:00:00Z",
+                    "amount": 42000}}  # fmt: skip
+    answer = client.post("/score", json=new, headers=AUTH).json()
+    assert answer["deals"][0]["stage"] is None
+    assert [w["rule"] for w in answer["warnings"]] == ["stage_unknown"]
+    closed = data.deals[data.deals["closed_at"] < scorer.as_of].iloc[0]
+    reopened = {"deal": {"deal_id": closed["deal_id"], "created_at": "2026-05-04T10:00:00Z",
+                         "amount": 42000}}  # fmt: skip
+    answer = client.post("/score", json=reopened, headers=AUTH).json()
+    row, rules = answer["deals"][0], [w["rule"] for w in answer["warnings"]]
+    assert row["stage"] not in scorer.funnel.stages and "stage_not_open" in rules
+    assert "reopens_crm_deal" in rules and "crm_rows_kept" in rules
+
+
+def test_every_timestamp_the_real_api_sends_is_iso_utc_with_z(served):
+    scorer, data, client = served
+    open_id = scorer.leads["deal_id"].iloc[0]
+    closed = data.deals[data.deals["closed_at"] < scorer.as_of].iloc[0]["deal_id"]
+    late = (scorer.as_of + pd.Timedelta(days=2)).isoformat()
+    bodies = [
+        client.get("/health").json(),
+        client.get("/deals?limit=20", headers=AUTH).json(),
+        client.get(f"/deals/{open_id}", headers=AUTH).json(),
+        client.get(f"/deals/{closed}", headers=AUTH).json(),
+        client.post("/score", json={"deal": {"deal_id": closed, "created_at": late}},
+                    headers=AUTH).json(),
+        client.post("/score", json=_body(data, open_id) | {"stage_history": [
+            {"stage": "lead", "entered_at": late}]}, headers=AUTH).json(),
+        client.post("/score", json={"deal": {"deal_id": closed, "created_at": "2025-01-01"}},
+                    headers=AUTH).json(),
+    ]  # fmt: skip
+    assert assert_one_time_format(bodies) > 30

@@ -38,9 +38,9 @@ def test_the_loading_step_excludes_and_counts_rows_after_the_clock(crm_9999, cap
     assert "9999-12-31" in caplog.text
 
 
-def test_a_far_future_touchpoint_does_not_move_the_export_date(tmp_path, monkeypatch):
+def test_a_far_future_touchpoint_does_not_move_the_export_date(tmp_path, monkeypatch, mlflow_db):
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_db(tmp_path))
     params = params_file(tmp_path)
     data = generated(600)
     clean = write(data, tmp_path / "clean")
@@ -61,7 +61,7 @@ def test_a_far_future_touchpoint_does_not_move_the_export_date(tmp_path, monkeyp
     assert not [line for line in shown if "2099" in line.replace(str(tmp_path), "")], shown
     assert "forecast_2026-06-29.csv" in forecast.output
     # training on it: the same past, the same data end, judged on its backtest as usual
-    again = invoke("train", "--data", raw, "--params", params)
+    again = invoke("train", "--data", raw, "--params", params, "--force")  # the same data
     assert again.exit_code == 0, again.output
     assert "data_end 2026-06-29" in again.output and "data_end 2099" not in again.output
     assert "dealcast-close-probability v2:" in again.output and "rewritten" not in again.output

@@ -18,11 +18,11 @@ CLOSE, NEXT = "dealcast-close-probability", "dealcast-next-stage"
 
 
 @pytest.fixture(scope="module")
-def project(tmp_path_factory):
+def project(tmp_path_factory, mlflow_db):
     folder = tmp_path_factory.mktemp("gate")
     with pytest.MonkeyPatch.context() as mp:
         mp.chdir(folder)
-        mp.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{folder / 'mlflow.db'}")
+        mp.setenv("MLFLOW_TRACKING_URI", mlflow_db(folder))
         data = generated(900)
         march, _ = exclude_after(data, pd.Timestamp("2026-03-31", tz="UTC"))
         raws = {

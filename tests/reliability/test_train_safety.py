@@ -69,12 +69,12 @@ def test_concurrent_model_writes_do_not_share_a_temp_file(tmp_path):
     assert not list(tmp_path.glob("*.tmp"))
 
 
-def test_runs_left_running_by_a_dead_process_are_marked_failed(tmp_path, monkeypatch):
+def test_runs_left_running_by_a_dead_process_are_marked_failed(tmp_path, monkeypatch, mlflow_db):
     from mlflow.tracking import MlflowClient
 
     from pipelines.tracking import process_tags, recover
 
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_db(tmp_path))
     client = MlflowClient()
     experiment = client.create_experiment("dealcast")
     dead = subprocess.Popen([sys.executable, "-c", "pass"])

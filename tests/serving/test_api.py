@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import re
 import socket
 import threading
 import time
@@ -16,12 +17,17 @@ from fastapi.testclient import TestClient
 
 from crm.data import CRMData
 from crm.schemas import Funnel
+from pipelines.serve_http import swagger_ui_files
 from serving.api import create_app
+from serving.api_deal import DealExplained
+from serving.api_docs import SWAGGER_FILES, asset_url
+from serving.explain_deal import DealExplanation, DealNotInCRMError, UnknownDealError
 
 FUNNEL = Funnel(stages=("lead", "qualified", "proposal"), won_label="Closed Won", lost_label="Lost")
 TOKEN = "s3cret-token-for-tests-0123456789abcdef"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 AS_OF = pd.Timestamp("2026-06-30", tz="UTC")
+DOCS_ASSETS = swagger_ui_files()
 
 RANKED = pd.DataFrame(
     {
@@ -67,9 +73,50 @@ class FakeScorer:
         self.seen.append(history)
         deal = history.deals.iloc[0]
         if deal["deal_id"] == "NOT-OPEN":
-            return ValueError("deal NOT-OPEN is not open at 2026-06-30")
+            return ValueError(f"deal NOT-OPEN is not open at {AS_OF}")  # pandas' format
         row = RANKED.iloc[[1]].assign(deal_id=deal["deal_id"], amount=deal["amount"])
         return row.assign(expected_value=row["p_win"] * row["amount"]), []
+
+    def explain(self, deal_id: str, *, step_days: int, points: int) -> DealExplanation:
+        self.explained = (deal_id, step_days, points)
+        if deal_id == "CLOSED":
+            raise UnknownDealError(f"deal 'CLOSED' closed at {AS_OF - pd.Timedelta(days=9)} "
+                                   f"(won), before {AS_OF}: it can be explained only at a moment "
+                                   "while it was open")  # fmt: skip
+        if deal_id not in set(RANKED["deal_id"]):
+            raise DealNotInCRMError(f"deal {deal_id!r} is not in the CRM's deals table")
+        return EXPLAINED
+
+
+EXPLAINED = DealExplanation(
+    deal_id="D1",
+    as_of=AS_OF,
+    stage="proposal",
+    p_win=0.6,
+    p_win_stage_table=0.35,
+    next_stage=pd.Series({"won": 0.5, "proposal": 0.3, "lost": 0.2}),
+    drivers=pd.DataFrame(
+        {
+            "direction": ["up", "down", "up"],
+            "rank": [1, 1, 2],
+            "feature": ["touch__meeting_count_30d", "firmo__industry", "deal__amount"],
+            "value": [3.0, None, 50000.0],
+            "contribution": [0.4, -0.1, 0.05],
+            "phrase": ["3 meetings in the last 30 days", "industry unknown", "amount 50,000"],
+        }
+    ),  # fmt: skip
+    history=pd.DataFrame(
+        {
+            "as_of": pd.to_datetime(["2026-06-23", "2026-06-30"]).to_numpy(),
+            "stage": ["qualified", "proposal"],
+            "p_win": [0.4, 0.6],
+            "p_win_stage_table": [0.2, 0.35],
+            "next_stage": ["proposal", "won"],
+            "p_next_stage": [0.45, 0.5],
+        }
+    ),  # fmt: skip
+    names={"deal": "Big renewal", "owner": "Ann Åberg"},
+)
 
 
 BODY = {
@@ -104,6 +151,7 @@ def _client(
     app = create_app(
         scorer=scorer, token=token, max_body_bytes=max_body_bytes, max_rows=max_rows,
         funnel=FUNNEL, read_timeout_s=read_timeout_s, score_threads=1, batch_max=8,
+        explain_step_days=7, explain_points=12, docs_assets=DOCS_ASSETS,
     )  # fmt: skip
     return TestClient(app)
 
@@ -336,13 +384,148 @@ def test_blank_ids_in_rows_are_refused_with_their_row(client):
     ]
 
 
-def test_docs_page_is_self_contained_and_open(client):
-    response = client.get("/docs")
+def test_docs_is_swagger_ui_served_by_the_app_with_no_other_host(client):
+    response = client.get("/docs")  # no token
     assert response.status_code == 200 and response.headers["content-type"].startswith("text/html")
     page = response.text
-    assert "/score" in page and "/deals" in page and "D-NEW-1" in page and "DealIn" in page
-    assert "<script" not in page and "http://" not in page and "https://" not in page
+    assert "SwaggerUIBundle(" in page and "'/openapi.json'" in page
+    assert not re.search(r"(https?:)?//[a-z0-9]", page, re.I), "an external URL in /docs"
+    assert re.search(r'"validatorUrl":\s*null', page)  # no badge fetched from swagger.io
+    for name, kind in SWAGGER_FILES.items():
+        assert asset_url(name) in page
+        asset = client.get(asset_url(name))  # no token either
+        assert asset.status_code == 200 and asset.headers["content-type"] == kind
+        assert asset.content == DOCS_ASSETS[name] and len(asset.content) > 500
+    assert "javascript" in SWAGGER_FILES["swagger-ui-bundle.js"]
+    assert "text/css" in SWAGGER_FILES["swagger-ui.css"]
+    assert client.get("/docs/assets/index.html").status_code == 401  # only those files
     assert client.get("/redoc").status_code in (401, 404)
+
+
+def test_swagger_authorize_uses_the_bearer_scheme_on_every_guarded_route(client):
+    spec = client.get("/openapi.json").json()
+    scheme = spec["components"]["securitySchemes"]["HTTPBearer"]
+    assert (scheme["type"], scheme["scheme"]) == ("http", "bearer")
+    guarded = [(p, m) for p, ops in spec["paths"].items() for m, op in ops.items()
+               if op.get("security") == [{"HTTPBearer": []}]]  # fmt: skip
+    assert set(guarded) == {("/deals", "get"), ("/deals/{deal_id}", "get"), ("/score", "post")}
+
+
+def test_a_missing_swagger_file_is_refused_at_creation(scorer):
+    with pytest.raises(ValueError, match="swagger-ui.css"):
+        create_app(
+            scorer=scorer, token=TOKEN, max_body_bytes=1000, max_rows=5, funnel=FUNNEL,
+            read_timeout_s=1, score_threads=1, batch_max=1, explain_step_days=7,
+            explain_points=3, docs_assets={"swagger-ui-bundle.js": b"x"},
+        )  # fmt: skip
+
+
+# --------------------------------------------------------------------------- one deal
+
+
+def test_one_deal_explained_with_every_driver_history_and_baseline(client, scorer):
+    response = client.get("/deals/D1", headers=AUTH)
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert scorer.explained == ("D1", 7, 12)  # the params given to create_app
+    assert (body["deal_id"], body["stage"], body["p_win"], body["p_win_stage_table"]) == (
+        "D1", "proposal", 0.6, 0.35,
+    )  # fmt: skip
+    assert (body["deal_name"], body["owner_name"], body["account_name"]) == (
+        "Big renewal", "Ann Åberg", None,
+    )  # fmt: skip
+    assert body["next_stage"][0] == {"state": "won", "probability": 0.5}
+    assert [d["phrase"] for d in body["drivers_up"]] == [
+        "3 meetings in the last 30 days", "amount 50,000",
+    ]  # fmt: skip
+    assert body["drivers_up"][0]["value"] == 3.0 and body["drivers_down"][0]["value"] is None
+    assert [h["as_of"] for h in body["history"]] == ["2026-06-23T00:00:00Z", "2026-06-30T00:00:00Z"]
+    assert body["history"][-1]["p_win"] == body["p_win"]
+    assert body["model_versions"] == {"close": "3", "next_stage": "2"}
+
+
+def test_one_deal_needs_the_token_and_names_an_unknown_or_closed_id(client):
+    assert client.get("/deals/D1").status_code == 401
+    unknown = client.get("/deals/NOPE-7", headers=AUTH)
+    assert unknown.status_code == 404
+    assert unknown.json()["error"] == "not_found" and "'NOPE-7'" in unknown.json()["message"]
+    closed = client.get("/deals/CLOSED", headers=AUTH)
+    assert closed.status_code == 409 and closed.json()["error"] == "deal_not_open"
+    assert (
+        "closed at 2026-06-21T00:00:00Z (won), before 2026-06-30T00:00:00Z"
+        in (closed.json()["message"])
+    )
+
+
+def test_openapi_types_the_deal_route_with_an_example(client):
+    spec = client.get("/openapi.json").json()
+    op = spec["paths"]["/deals/{deal_id}"]["get"]
+    ok = op["responses"]["200"]["content"]["application/json"]["schema"]
+    assert ok == {"$ref": "#/components/schemas/DealExplained"}
+    assert {"404", "409", "401"} <= set(op["responses"])
+    model = spec["components"]["schemas"]["DealExplained"]
+    example = model["examples"][0]
+    assert set(example) == set(model["properties"])
+    DealExplained.model_validate(example)
+    assert example["drivers_up"][0]["phrase"] and example["history"][-1]["as_of"].endswith("Z")
+
+
+# --------------------------------------------------------------------------- one time format
+
+#: A date with a time of day, in any format; a bare date inside a sentence is a day.
+MOMENT = re.compile(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2})?(\.\d+)?(Z|[+-]\d{2}:?\d{2})?")
+ISO_Z = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z")
+DATE_ONLY = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+def timestamps_in(value, where="") -> list[tuple[str, str]]:
+    """Every timestamp-like string in a JSON value: ``(where, text)`` for each moment
+    inside a string, and each string that is a date alone."""
+    if isinstance(value, dict):
+        return [t for k, v in value.items() for t in timestamps_in(v, f"{where}.{k}")]
+    if isinstance(value, list):
+        return [t for i, v in enumerate(value) for t in timestamps_in(v, f"{where}[{i}]")]
+    if not isinstance(value, str):
+        return []
+    found = [(where, m.group(0)) for m in MOMENT.finditer(value)]
+    return found + ([(where, value)] if DATE_ONLY.fullmatch(value.strip()) else [])
+
+
+def assert_one_time_format(bodies: list) -> int:
+    """Every timestamp in ``bodies`` is ISO 8601 UTC with a Z; how many were checked."""
+    found = [t for body in bodies for t in timestamps_in(body)]
+    wrong = [(where, text) for where, text in found if not ISO_Z.fullmatch(text)]
+    assert not wrong, wrong
+    return len(found)
+
+
+def test_every_timestamp_of_every_response_is_iso_utc_with_z(scorer):
+    client = _client(scorer, max_rows=4)
+    future = _body(**{"touchpoints.0.occurred_at": "2026-07-15T02:00:00+02:00"})
+    bodies = [
+        client.get("/health").json(),
+        client.get("/deals", headers=AUTH).json(),
+        client.get("/deals/D1", headers=AUTH).json(),
+        client.get("/deals/CLOSED", headers=AUTH).json(),
+        client.get("/deals/NOPE", headers=AUTH).json(),
+        client.post("/score", json=_body(**{"stage_history": []}), headers=AUTH).json(),
+        _client(scorer).post("/score", json=future, headers=AUTH).json(),
+        client.post("/score", json=_body(**{"deal.deal_id": "NOT-OPEN", "touchpoints": [],
+                                            "stage_history": []}), headers=AUTH).json(),
+        client.post("/score", json=_body(**{"deal.created_at": "2026-13-01"}), headers=AUTH).json(),
+        client.post("/score", json=BODY, headers=AUTH).json(),  # 413: too many rows
+        client.get("/deals", headers={"Authorization": "Bearer wrong"}).json(),
+    ]  # fmt: skip
+    assert assert_one_time_format(bodies) >= 15
+    assert "2026-06-30T00:00:00Z" in str(bodies[7])  # the scorer's pandas text, rewritten
+
+
+def test_the_time_check_catches_other_formats():
+    for text in ("2026-06-30 00:00:00+00:00", "2026-06-30T00:00:00+00:00",
+                 "2026-06-30T00:00:00.123Z", "at 2026-06-30 10:00", "2026-06-30"):  # fmt: skip
+        with pytest.raises(AssertionError):
+            assert_one_time_format([{"message": text}])
+    assert assert_one_time_format([{"a": ["2026-06-30T00:00:00Z"], "b": "due 2026-09-30"}]) == 1
 
 
 # --------------------------------------------------------------------------- a live server
@@ -353,7 +536,8 @@ def live(scorer):
     """The app under uvicorn on a free loopback port (read timeout 0.5 s)."""
     app = create_app(
         scorer=scorer, token=TOKEN, max_body_bytes=20_000, max_rows=50, funnel=FUNNEL,
-        read_timeout_s=0.5, score_threads=1, batch_max=8,
+        read_timeout_s=0.5, score_threads=1, batch_max=8, explain_step_days=7,
+        explain_points=12, docs_assets=DOCS_ASSETS,
     )  # fmt: skip
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
@@ -421,7 +605,7 @@ def test_bodies_arriving_together_are_scored_in_one_batch():
     of one followed by another; each caller gets its own result."""
     import asyncio
 
-    from serving.api import Batches
+    from serving.api_batches import Batches
 
     sizes = []
 
@@ -452,7 +636,7 @@ def test_clients_answered_together_are_not_split_into_turns():
     import asyncio
     import time
 
-    from serving.api import Batches
+    from serving.api_batches import Batches
 
     sizes = []
 
