@@ -66,6 +66,21 @@ def binary_metrics(y: np.ndarray, p: np.ndarray) -> dict[str, float]:
     }
 
 
+def calibration_scores(y: np.ndarray, p: np.ndarray, *, n_bins: int) -> dict[str, float]:
+    """Log loss, ROC AUC (NaN with one class), ECE over ``n_bins`` and Brier of ``p``
+    against 0/1 ``y``; all NaN when there is no row or a ``p`` is NaN (what the realised
+    calibration and ``dealcast models compare`` print)."""
+    y, p = np.asarray(y, float), np.asarray(p, float)
+    if not len(y) or np.isnan(p).any():
+        return {"log_loss": math.nan, "auc": math.nan, "ece": math.nan, "brier": math.nan}
+    return {
+        "log_loss": binary_log_loss(y, p),
+        "auc": float(roc_auc_score(y, p)) if len(np.unique(y)) == 2 else math.nan,
+        "ece": expected_calibration_error(y, p, n_bins=n_bins),
+        "brier": float(np.mean((p - y) ** 2)),
+    }
+
+
 def multiclass_metrics(true: pd.Series, proba: pd.DataFrame) -> dict[str, float]:
     """Log loss, accuracy and top-2 accuracy of class probabilities (columns = classes).
 

@@ -21,12 +21,7 @@ import numpy as np
 import pandas as pd
 
 from models.headline import HEADLINE
-from models.metrics import (
-    binary_log_loss,
-    binary_metrics,
-    expected_calibration_error,
-    multiclass_metrics,
-)
+from models.metrics import calibration_scores, multiclass_metrics
 
 #: Backtest metric name -> its MLflow metric key (the backtest metrics tree, flattened).
 BACKTEST_METRICS = {
@@ -166,14 +161,9 @@ def compare_scores(
     y = truth[known].astype(bool).to_numpy()
     rows = {}
     for label, p in scores.items():
-        p = np.asarray(p, float)[known]
-        m = binary_metrics(y, p)
-        rows[label] = {
-            "n": int(known.sum()),
-            "log_loss": binary_log_loss(y, p),
-            "auc": m["roc_auc"],
-            "ece": expected_calibration_error(y, p, n_bins=ece_bins),
-        }
+        m = calibration_scores(y, np.asarray(p, float)[known], n_bins=ece_bins)
+        rows[label] = {"n": int(known.sum()), "log_loss": m["log_loss"], "auc": m["auc"],
+                       "ece": m["ece"]}  # fmt: skip
     table = pd.DataFrame(rows).T
     first, second = list(rows)[:2]
     table.loc["difference"] = table.loc[second] - table.loc[first]

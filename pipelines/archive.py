@@ -13,19 +13,18 @@ git-ignored with the rest of ``data/``.
 
 from __future__ import annotations
 
-import io
 import logging
 from pathlib import Path
 
 import pandas as pd
 
+from crm.write import write_frame
 from pipelines.catalog import (
     ARCHIVE_FORECAST,
     ARCHIVE_LEADS,
     archive_partition,
     archive_partitions,
 )
-from pipelines.io import write_bytes_atomic
 from serving.archive import forecast_record, leads_record, scoring_day, stage_rate
 
 log = logging.getLogger(__name__)
@@ -56,16 +55,9 @@ def archive_forecast(root: Path, run, *, horizon_days: int) -> Path:
 
 def _write(root: Path, kind: str, frame: pd.DataFrame, as_of: pd.Timestamp) -> Path:
     path = archive_partition(root, kind, scoring_day(as_of))
-    write_bytes_atomic(path, parquet_bytes(frame))
+    write_frame(frame, path)  # atomic; the same frame gives the same bytes
     log.debug("archived %d %s rows of %s in %s", len(frame), kind, scoring_day(as_of), path)
     return path
-
-
-def parquet_bytes(frame: pd.DataFrame) -> bytes:
-    """``frame`` as Parquet (no index): the same frame always gives the same bytes."""
-    buffer = io.BytesIO()
-    frame.to_parquet(buffer, index=False)
-    return buffer.getvalue()
 
 
 def read_archive(root: Path, kind: str, *, until: pd.Timestamp | None = None) -> pd.DataFrame:

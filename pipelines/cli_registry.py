@@ -119,10 +119,10 @@ def rollback_command(
 
 def _move(params: Path, version: str | None, *, reason: str, action: str) -> None:
     from pipelines.lock import project_lock
-    from pipelines.model_history import move_champion, names_of, rollback_target
+    from pipelines.model_history import move_champion, rollback_target
 
     p = load_params(params)
     with project_lock(Path.cwd(), "train"):  # never while a train registers
         target = version if action == "promote" else rollback_target(p, version)
         moved = move_champion(p, str(target), reason=reason, action=action)
-    typer.echo("\n".join(moved.lines(names_of(p))))
+    typer.echo("\n".join(moved.lines(p.evaluate.model_names)))

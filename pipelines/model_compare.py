@@ -23,11 +23,17 @@ from features.build import build_feature_set
 from features.spec import FeatureSpec
 from models.registry_history import compare_next_stage, compare_scores
 from models.served_frame import model_frame
-from pipelines.model_history import names_of
 from pipelines.modelling import prepare
 from pipelines.steps import StepError, load_for, spec_of
-from pipelines.tracking import _load
-from pipelines.tracking_champion import NO_PARTNER, PAIR_TAG, champion_spec, no_progress_bar
+from pipelines.tracking import load_pyfunc
+from pipelines.tracking_champion import (
+    BACKTEST_MODEL_TAG,
+    NO_PARTNER,
+    PAIR_TAG,
+    backtest_uri,
+    champion_spec,
+    no_progress_bar,
+)
 
 
 @dataclass(frozen=True)
@@ -66,7 +72,7 @@ class Comparison:
 
 def side(client, p, version: str) -> Side:
     """What ``version`` of the close model (and its partner) is scored with."""
-    names, version = names_of(p), str(version).removeprefix("v")
+    names, version = p.evaluate.model_names, str(version).removeprefix("v")
     try:
         close = client.get_model_version(names["close"], version)
         run = client.get_run(close.run_id)
@@ -76,13 +82,12 @@ def side(client, p, version: str) -> Side:
     except MlflowException:
         raise StepError(f"{names['close']} v{version} (or its next-stage partner) is not in "
                         "the registry; `dealcast models` lists the versions") from None  # fmt: skip
-    own = close.tags.get("backtest_model_uri")
+    own = close.tags.get(BACKTEST_MODEL_TAG)
     when = close.tags.get("backtest_cutoff") if own else close.tags.get("cutoff")
     horizon = run.data.params.get("train.horizon_days")
     return Side(
-        version=version, close_uri=own or f"models:/{names['close']}/{version}",
-        next_uri=None if nxt is None else (
-            nxt.tags.get("backtest_model_uri") or f"models:/{names['next_stage']}/{nxt.version}"),
+        version=version, close_uri=backtest_uri(close, names["close"]),
+        next_uri=None if nxt is None else backtest_uri(nxt, names["next_stage"]),
         cutoff=pd.Timestamp(when), own_backtest=bool(own), spec=champion_spec(close, run),
         horizon_days=int(horizon) if horizon else None,
     )  # fmt: skip
@@ -135,7 +140,7 @@ def _rows(prepared, s: Side, p, dates) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 def _scores(uri: str, features: pd.DataFrame) -> pd.DataFrame:
     try:
-        return _load(uri).predict(model_frame(features)).reset_index(drop=True)
+        return load_pyfunc(uri).predict(model_frame(features)).reset_index(drop=True)
     except MlflowException as exc:
         raise StepError(f"cannot load {uri}: {str(exc).splitlines()[0]}") from None
 

@@ -39,10 +39,6 @@ from pipelines.tracking_champion import (
 MOVE_TAG = "champion.move"  # on both versions of a pair moved by hand: when, who, why
 
 
-def names_of(p) -> dict[str, str]:
-    return {"close": p.evaluate.close_model_name, "next_stage": p.evaluate.next_stage_model_name}
-
-
 def version_records(p) -> list[VersionRecord]:
     """Every registered version of the close model in params ``p``, with its run's
     backtest metrics and tags (one registry search and one run read per version)."""
@@ -125,7 +121,7 @@ def move_champion(p, version: str, *, reason: str, action: str) -> Move:
     """Make the pair of close ``version`` the champion (``action``: promote or rollback),
     after checking it is whole and trained with the feature settings of params ``p``;
     StepError (exit 2) naming the problem otherwise. Hold the train lock around it."""
-    client, names = MlflowClient(), names_of(p)
+    client, names = MlflowClient(), p.evaluate.model_names
     versions = checked_pair(client, p, str(version).removeprefix("v"))
     before = champion_version(client, names["close"])
     was = None if before is None else str(before.version)
@@ -143,7 +139,7 @@ def move_champion(p, version: str, *, reason: str, action: str) -> Move:
 def checked_pair(client, p, version: str) -> dict[str, str]:
     """``{"close": version, "next_stage": partner}`` (no next-stage key when the pair has
     none) for a version that may serve; StepError otherwise."""
-    names = names_of(p)
+    names = p.evaluate.model_names
     label = f"{names['close']} v{version}"
     try:
         close = client.get_model_version(names["close"], version)

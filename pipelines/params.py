@@ -197,6 +197,11 @@ class EvaluateParams(_Section):
     promote_min_log_loss_gain: float = Field(ge=0)
     max_history_rewrite_share: float = Field(ge=0, le=1)
 
+    @property
+    def model_names(self) -> dict[str, str]:
+        """The registered model's name of each kind of the pair (``close``, ``next_stage``)."""
+        return {"close": self.close_model_name, "next_stage": self.next_stage_model_name}
+
 
 class ScoreParams(_Section):
     """The daily prioritised-leads export (``dealcast score``)."""

@@ -50,6 +50,7 @@ from pipelines.modelling_artifacts import trained_record
 from pipelines.modelling_report import ModellingRun
 from pipelines.steps import clock_of, spec_of
 from pipelines.tracking_champion import (  # noqa: F401 - load_champion and recover re-exported
+    BACKTEST_MODEL_TAG,
     CHALLENGER,
     CHAMPION,
     FEATURE_SPEC_TAG,
@@ -57,6 +58,7 @@ from pipelines.tracking_champion import (  # noqa: F401 - load_champion and reco
     PAIR_CLOSE_TAG,
     PAIR_TAG,
     Champion,
+    backtest_uri,
     champion_version,
     load_champion,
     mark_served_recording,
@@ -151,8 +153,7 @@ def track(
 
 def _train_gate(run, backtest, p, spec: FeatureSpec, accept: bool) -> list[Promotion]:
     """``train``'s part of :func:`track`: record the history, gate, register, tag."""
-    names = {"close": p.evaluate.close_model_name,
-             "next_stage": p.evaluate.next_stage_model_name}  # fmt: skip
+    names = p.evaluate.model_names
     gate = Gate(p.evaluate.promote_min_log_loss_gain, p.evaluate.max_history_rewrite_share,
                 accept, clock_of(p.validate_.as_of))  # fmt: skip
     promotions = _gate_and_register(run, backtest, names, spec, gate, _log_history(run),
@@ -350,7 +351,7 @@ def _register_pair(run, backtest, names: dict[str, str], spec: FeatureSpec) -> d
         tags = {"cutoff": str(run.prepared.cutoff), FEATURE_SPEC_TAG: spec.to_json()}
         if kind in uris:
             tags |= {"backtest_cutoff": str(backtest.prepared.cutoff),
-                     "backtest_model_uri": uris[kind]}  # fmt: skip
+                     BACKTEST_MODEL_TAG: uris[kind]}  # fmt: skip
         for key, value in tags.items():
             client.set_model_version_tag(names[kind], version, key, value)
     partner = versions.get("next_stage", NO_PARTNER)
@@ -392,7 +393,7 @@ def _gate_and_register(
     ]  # fmt: skip
 
 
-def _load(uri: str):
+def load_pyfunc(uri: str):
     """A pyfunc model dealcast logged itself, without MLflow's check of the installed
     packages against its requirements (0.5 s a load; the requirements are our own pins)."""
     return mlflow.pyfunc.load_model(uri, suppress_warnings=True)
@@ -421,7 +422,7 @@ def _decide(client, backtest, kind: str, names: dict[str, str], min_gain: float)
         return promotion.first_model()
     if backtest is None:
         return promotion.NO_BACKTEST
-    cutoff_tag = "backtest_cutoff" if champion.tags.get("backtest_model_uri") else "cutoff"
+    cutoff_tag = "backtest_cutoff" if champion.tags.get(BACKTEST_MODEL_TAG) else "cutoff"
     decision = promotion.judge(
         kind, predictions=backtest.predictions, challenger_cutoff=backtest.prepared.cutoff,
         champion_version=str(champion.version), min_gain=min_gain,
@@ -436,8 +437,7 @@ def _decide(client, backtest, kind: str, names: dict[str, str], min_gain: float)
 
 def _champion_uri(client, name: str) -> str:
     """The champion's own backtest model (the version itself when it has none)."""
-    champion = champion_version(client, name)
-    return champion.tags.get("backtest_model_uri") or f"models:/{name}/{champion.version}"
+    return backtest_uri(champion_version(client, name), name)
 
 
 def _champion_scores(client, backtest, kind: str, names: dict[str, str]) -> pd.DataFrame:
@@ -446,10 +446,10 @@ def _champion_scores(client, backtest, kind: str, names: dict[str, str]) -> pd.D
     (:func:`models.next_stage.consistent_with_close`, what is served), so the gate compares
     like with like."""
     frame = model_frame(backtest.test_features)
-    scores = _load(_champion_uri(client, names[kind])).predict(frame)
+    scores = load_pyfunc(_champion_uri(client, names[kind])).predict(frame)
     if kind == "close" or champion_version(client, names["close"]) is None:
         return scores
-    p_win = _load(_champion_uri(client, names["close"])).predict(frame)["p_win"]
+    p_win = load_pyfunc(_champion_uri(client, names["close"])).predict(frame)["p_win"]
     return consistent_with_close(scores, p_win.to_numpy())
 
 

@@ -199,6 +199,17 @@ def mark_served_recording(client: MlflowClient, name: str, since: str | None = N
         client.set_registered_model_tag(name, SERVED_SINCE_TAG, since)
 
 
+#: On a registered version: the URI of the same settings' backtest model (trained at the
+#: backtest cutoff), which stands for the version wherever it is scored on past rows.
+BACKTEST_MODEL_TAG = "backtest_model_uri"
+
+
+def backtest_uri(version, name: str) -> str:
+    """The model that stands for registered ``version`` of ``name`` on backtest rows: its
+    own backtest model, or the version itself when it was registered without one."""
+    return version.tags.get(BACKTEST_MODEL_TAG) or f"models:/{name}/{version.version}"
+
+
 def champion_version(client: MlflowClient, name: str):
     try:
         return client.get_model_version_by_alias(name, CHAMPION)

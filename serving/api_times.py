@@ -1,7 +1,8 @@
 """The scoring API's one timestamp format: ISO 8601 in UTC with a ``Z``, whole seconds
 (``2026-06-30T00:00:00Z``), in fields and inside messages alike.
 
-Fields are formatted by :func:`iso_utc` where the API writes them; messages that come from
+Fields are formatted by :func:`iso_utc` (the exports' own, :func:`serving.export.iso_utc`)
+where the API writes them; messages that come from
 the layers below (the contract's validator, the scorer, the explanation) print pandas'
 ``2026-06-30 00:00:00+00:00`` and are rewritten by :func:`uniform_times` before they are
 sent. A bare date (``2026-09-30``) in a message is a day, not a moment, and stays a date.
@@ -11,20 +12,12 @@ from __future__ import annotations
 
 import re
 
-import pandas as pd
+from serving.export import iso_utc  # the exports' format too: one format everywhere
 
 #: A date with a time of day, optional seconds, fraction and offset (``Z``, ``+02:00``).
 _MOMENT = re.compile(
     r"\b\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:?\d{2}\b)?"
 )
-
-
-def iso_utc(moment: object) -> str:
-    """``moment`` in the API's one format; a moment without a zone is taken as UTC (the
-    CRM's timestamps are UTC)."""
-    t = pd.Timestamp(moment)
-    t = t.tz_localize("UTC") if t.tzinfo is None else t.tz_convert("UTC")
-    return t.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def uniform_times(text: str) -> str:

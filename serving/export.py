@@ -36,7 +36,14 @@ from collections.abc import Callable
 import pandas as pd
 
 from serving.score import COLUMNS
-from serving.xlsx_cells import FORMULA_START, as_text, deterministic_zip, utc_naive
+from serving.xlsx_cells import (
+    FORMULA_START,
+    as_text,
+    deterministic_zip,
+    money_format,
+    style_table,
+    utc_naive,
+)
 
 PROBABILITIES = ("p_win", "p_next_stage", "p_win_before", "p_win_now", "p_win_change")
 MONEY = ("amount", "expected_value")
@@ -148,7 +155,7 @@ def xlsx_bytes(
     from openpyxl import Workbook
 
     wb = Workbook()
-    money = _money_format(currency)
+    money = money_format(currency, decimals=2)
     _leads_sheet(wb.active, frame, money=money)
     if changes is not None:
         _table_sheet(wb.create_sheet("changes"), changes, list(changes.columns), money=money)
@@ -160,11 +167,6 @@ def xlsx_bytes(
     notes.column_dimensions["B"].width = 110
     stamp = pd.Timestamp(as_of).tz_convert("UTC").tz_localize(None).floor("s").to_pydatetime()
     return deterministic_zip(wb, stamp)
-
-
-def _money_format(currency: str | None) -> str:
-    code = "".join(ch for ch in (currency or "") if ch.isalnum() or ch in "$€£¥ ").strip()
-    return f'#,##0.00 "{code}"' if code else "#,##0.00"
 
 
 def _leads_sheet(ws, frame: pd.DataFrame, *, money: str) -> None:
@@ -180,32 +182,25 @@ def _leads_sheet(ws, frame: pd.DataFrame, *, money: str) -> None:
 def _table_sheet(ws, frame: pd.DataFrame, columns: list[str], *, money: str) -> None:
     """A bold, filterable table of ``columns``, frozen below the header and right of the
     deal id; numbers and times stay numbers and times; reasons wrap."""
-    from openpyxl.styles import Alignment, Font
-    from openpyxl.utils import get_column_letter
+    from openpyxl.styles import Alignment
 
     ws.append(columns)
-    for cell in ws[1]:
-        cell.font = Font(bold=True)
     values = [frame[c].astype("object").tolist() for c in columns]
     converters = [_cell_value(c) for c in columns]
     for row in zip(*values, strict=True):
         ws.append([conv(v) for conv, v in zip(converters, row, strict=True)])
         as_text(ws[ws.max_row])
-    for i, column in enumerate(columns, 1):
-        letter = get_column_letter(i)
-        ws.column_dimensions[letter].width = WIDTHS.get(column, 14)
-        number_format = money if column in MONEY else _number_format(column)
-        wrap = Alignment(wrap_text=True, vertical="top") if column in REASONS else None
-        if number_format or wrap:
-            for (cell,) in ws.iter_rows(min_row=2, min_col=i, max_col=i):
-                if number_format:
-                    cell.number_format = number_format
-                if wrap:
-                    cell.alignment = wrap
     key = "deal_name" if "deal_name" in columns else "deal_id"  # the deal stays in view
-    frozen = columns.index(key) + 2 if key in columns else 1
-    ws.freeze_panes = f"{get_column_letter(frozen)}2"
-    ws.auto_filter.ref = f"A1:{get_column_letter(len(columns))}{max(len(frame) + 1, 1)}"
+    style_table(
+        ws, rows=len(frame), widths=[WIDTHS.get(c, 14) for c in columns],
+        formats=[money if c in MONEY else _number_format(c) for c in columns],
+        frozen=columns.index(key) + 1 if key in columns else 0,
+    )  # fmt: skip
+    wrap = Alignment(wrap_text=True, vertical="top")
+    for i, column in enumerate(columns, 1):
+        if column in REASONS:
+            for (cell,) in ws.iter_rows(min_row=2, min_col=i, max_col=i):
+                cell.alignment = wrap
 
 
 def _cell_value(column: str) -> Callable[[object], object]:

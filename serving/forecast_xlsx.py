@@ -22,7 +22,7 @@ from serving.forecast import DAY
 from serving.forecast_backtest import METHODS
 from serving.forecast_groups import NOT_ADDITIVE, NOT_YET_CREATED, UNKNOWN
 from serving.forecast_run import HORIZONS
-from serving.xlsx_cells import as_text, deterministic_zip, utc_naive
+from serving.xlsx_cells import as_text, deterministic_zip, money_format, style_table, utc_naive
 
 #: (header, column of the forecast table or a rule); money columns are rounded to units.
 MONEY = (
@@ -51,12 +51,6 @@ LABELS = {
 BAD_SHEET = re.compile(r"[\[\]:*?/\\]")
 
 
-def whole_money_format(currency: str | None) -> str:
-    """Whole units with the currency (``#,##0 "EUR"``); plain ``#,##0`` without one."""
-    code = "".join(ch for ch in (currency or "") if ch.isalnum() or ch in "$€£¥ ").strip()
-    return f'#,##0 "{code}"' if code else "#,##0"
-
-
 def forecast_xlsx_bytes(
     table: pd.DataFrame,
     *,
@@ -71,7 +65,7 @@ def forecast_xlsx_bytes(
     from openpyxl import Workbook
 
     wb = Workbook()
-    money = whole_money_format(currency)
+    money = money_format(currency, decimals=0)  # whole currency units
     ws = wb.active
     for n, kind in enumerate(("month", "quarter")):
         rows = table[table["kind"] == kind]
@@ -133,23 +127,15 @@ def _day(value) -> datetime:
 def _sheet(ws, frame: pd.DataFrame, columns: list[Column], *, money: str, frozen: int) -> None:
     """A bold header, frozen below it and right of the first ``frozen`` columns, and a
     filter; each column's cells get its number format (``money``: the currency's)."""
-    from openpyxl.styles import Font
-    from openpyxl.utils import get_column_letter
-
     ws.append([header for header, _, _ in columns])
-    for cell in ws[1]:
-        cell.font = Font(bold=True)
     for row in frame.to_dict("records"):
         ws.append([value(row) for _, value, _ in columns])
         as_text(ws[ws.max_row])
-    for i, (header, _, number_format) in enumerate(columns, 1):
-        letter = get_column_letter(i)
-        ws.column_dimensions[letter].width = WIDTHS.get(header, max(14, len(header) + 2))
-        if number_format:
-            for (cell,) in ws.iter_rows(min_row=2, min_col=i, max_col=i):
-                cell.number_format = money if number_format == "money" else number_format
-    ws.freeze_panes = f"{get_column_letter(frozen + 1)}2"
-    ws.auto_filter.ref = f"A1:{get_column_letter(len(columns))}{max(len(frame) + 1, 1)}"
+    style_table(
+        ws, rows=len(frame),
+        widths=[WIDTHS.get(header, max(14, len(header) + 2)) for header, _, _ in columns],
+        formats=[money if f == "money" else f for _, _, f in columns], frozen=frozen,
+    )  # fmt: skip
 
 
 def _about_sheet(ws, about: dict[str, object]) -> None:

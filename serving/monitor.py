@@ -26,7 +26,7 @@ from crm.schemas import Funnel
 from features.labels import label_columns
 from features.point_in_time import At, to_us
 from features.snapshots import Deals, Spine
-from models.metrics import ECE_BINS, binary_log_loss, expected_calibration_error
+from models.metrics import ECE_BINS, calibration_scores
 from serving.forecast import amounts, won_mask
 
 BASELINE = "p_win_stage_rate"
@@ -80,21 +80,6 @@ def counts(said: pd.DataFrame, labelled: pd.DataFrame) -> dict[str, int]:
     }
 
 
-def binary_scores(y: np.ndarray, p: np.ndarray, *, n_bins: int = ECE_BINS) -> dict[str, float]:
-    """Log loss, ROC AUC (NaN with one class), ECE and Brier of ``p`` against 0/1 ``y``."""
-    from sklearn.metrics import roc_auc_score
-
-    y, p = np.asarray(y, float), np.asarray(p, float)
-    if not len(y) or np.isnan(p).any():
-        return {"log_loss": math.nan, "auc": math.nan, "ece": math.nan, "brier": math.nan}
-    return {
-        "log_loss": binary_log_loss(y, p),
-        "auc": float(roc_auc_score(y, p)) if len(np.unique(y)) == 2 else math.nan,
-        "ece": expected_calibration_error(y, p, n_bins=n_bins),
-        "brier": float(np.mean((p - y) ** 2)),
-    }
-
-
 def _known(labelled: pd.DataFrame) -> pd.DataFrame:
     return labelled[labelled["won"].notna()].reset_index(drop=True)
 
@@ -137,8 +122,8 @@ def group_table(labelled: pd.DataFrame, by: str, *, n_bins: int = ECE_BINS) -> p
 def _group_row(name: str, part: pd.DataFrame, *, n_bins: int) -> dict:
     known = _known(part)
     y = known["won"].to_numpy(float)
-    model = binary_scores(y, known["p_win"].to_numpy(float), n_bins=n_bins)
-    base = binary_scores(y, _baseline(known), n_bins=n_bins)
+    model = calibration_scores(y, known["p_win"].to_numpy(float), n_bins=n_bins)
+    base = calibration_scores(y, _baseline(known), n_bins=n_bins)
     return {
         "group": name, "rows": len(part), "known": len(known),
         "unknown_open": len(part) - len(known), "mature": bool(part["mature"].all()),

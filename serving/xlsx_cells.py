@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import zipfile
+from collections.abc import Sequence
 from datetime import datetime
 
 import pandas as pd
@@ -55,3 +56,31 @@ def deterministic_zip(wb, stamp: datetime) -> bytes:
             entry.external_attr = 0o600 << 16
             target.writestr(entry, source.read(info.filename))
     return out.getvalue()
+
+
+def money_format(currency: str | None, *, decimals: int) -> str:
+    """Excel's number format for money: thousands separators, ``decimals`` places and the
+    currency code (``#,##0.00 "EUR"``); the plain number format without a currency."""
+    digits = "#,##0" + ("." + "0" * decimals if decimals else "")
+    code = "".join(ch for ch in (currency or "") if ch.isalnum() or ch in "$€£¥ ").strip()
+    return f'{digits} "{code}"' if code else digits
+
+
+def style_table(
+    ws, *, rows: int, widths: Sequence[float], formats: Sequence[str | None], frozen: int
+) -> None:
+    """Finish a sheet holding a header row and ``rows`` data rows: bold header, column
+    widths, each column's number format (None: none), frozen below the header and right of
+    the first ``frozen`` columns, and a filter on every column."""
+    from openpyxl.styles import Font
+    from openpyxl.utils import get_column_letter
+
+    for cell in ws[1]:
+        cell.font = Font(bold=True)
+    for i, (width, number_format) in enumerate(zip(widths, formats, strict=True), 1):
+        ws.column_dimensions[get_column_letter(i)].width = width
+        if number_format:
+            for (cell,) in ws.iter_rows(min_row=2, min_col=i, max_col=i):
+                cell.number_format = number_format
+    ws.freeze_panes = f"{get_column_letter(frozen + 1)}2"
+    ws.auto_filter.ref = f"A1:{get_column_letter(len(widths))}{max(rows + 1, 1)}"

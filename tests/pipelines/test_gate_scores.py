@@ -25,7 +25,7 @@ def champion(monkeypatch):
     version = lambda client, name: SimpleNamespace(  # noqa: E731
         version="1", tags={"backtest_model_uri": f"uri-{name}"})  # fmt: skip
     monkeypatch.setattr(tracking, "champion_version", version)
-    monkeypatch.setattr(tracking, "_load", lambda uri: SimpleNamespace(
+    monkeypatch.setattr(tracking, "load_pyfunc", lambda uri: SimpleNamespace(
         predict=lambda frame: models[uri]))  # fmt: skip
     monkeypatch.setattr(tracking, "model_frame", lambda features: features)
     return raw, p_win
